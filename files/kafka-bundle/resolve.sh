@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Resolve the pinned Apache Kafka jar bundle from Maven Central into a cached folder and
+# verify it against the checksums recorded in SHA256SUMS.
+#
+#   files/kafka-bundle/resolve.sh [DEST]       prints DEST (default: $EVENTBUS_OPS_CACHE/kafka-<version>)
+#   files/kafka-bundle/resolve.sh --record     re-resolves and rewrites SHA256SUMS (after a version bump)
+#
+# DEST/libs holds the jars, DEST/config/log4j2.properties the logging setup; run a broker with
+#   java -Dlog4j2.configurationFile=DEST/config/log4j2.properties -cp 'DEST/libs/*' kafka.Kafka server.properties
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+record=0
+if [[ "${1:-}" == "--record" ]]; then record=1; shift; fi
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+cache=${EVENTBUS_OPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eventbus-ops}
+dest=${1:-$cache/kafka-$version}
+
+verify() { (cd "$1/libs" && sha256sum --quiet --strict -c "$here/SHA256SUMS") >&2; }
+
+if [[ $record -eq 0 && -f "$dest/.complete" ]] && verify "$dest" 2>/dev/null; then
+  echo "$dest"; exit 0
+fi
+
+echo "resolving Apache Kafka $version into $dest ..." >&2
+mkdir -p "$(dirname "$dest")"
+tmp=$(mktemp -d "${dest%/}.tmp.XXXXXX")
+trap 'rm -rf "$tmp" "$here/target"' EXIT
+mvn -q -B -f "$here/pom.xml" package -Dbundle.libs="$tmp/libs" >&2
+mkdir -p "$tmp/config"
+cp "$here/log4j2.properties" "$tmp/config/"
+if [[ $record -eq 1 ]]; then
+  (cd "$tmp/libs" && sha256sum -- *.jar) > "$here/SHA256SUMS"
+  echo "recorded $(wc -l < "$here/SHA256SUMS") checksums in $here/SHA256SUMS" >&2
+fi
+# exactly the recorded jars, each with its recorded checksum
+diff <(sed 's/^[0-9a-f]*  //' "$here/SHA256SUMS" | sort) <(cd "$tmp/libs" && ls -1 | sort) >&2 \
+  || { echo "jar set differs from SHA256SUMS; run $0 --record after a deliberate change" >&2; exit 1; }
+verify "$tmp"
+echo "$version" > "$tmp/VERSION"
+touch "$tmp/.complete"
+rm -rf "$dest"; mv "$tmp" "$dest"
+echo "$dest"

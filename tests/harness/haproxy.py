@@ -1,0 +1,115 @@
+"""A real HAProxy (Debian's package) with the runtime API at admin level.
+
+The runtime API is exposed on a unix socket and on a loopback TCP port. One HTTP frontend
+balances over the given backend servers with an HTTP health check on ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._net import LOOPBACK, free_port, port_open, wait_until
+from ._process import ServerProcess
+
+
+def haproxy_binary() -> str:
+    path = shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
+    )
+    if path is None:
+        raise RuntimeError("haproxy not found: install Debian's haproxy (bash .ci/run does)")
+    return path
+
+
+@dataclass
+class HAProxyServer:
+    workdir: Path
+    servers: dict[str, int]  # server name -> port on loopback
+    backend: str = "eventbus"
+    frontend_port: int = field(default_factory=free_port)
+    runtime_port: int = field(default_factory=free_port)
+    process: ServerProcess | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.workdir / "admin.sock"
+
+    @property
+    def frontend_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.frontend_port}"
+
+    def config(self) -> str:
+        servers = "\n".join(
+            f"    server {name} {LOOPBACK}:{port} check inter 500ms fall 2 rise 1 weight 10"
+            for name, port in self.servers.items()
+        )
+        return f"""\
+global
+    stats socket {self.socket_path} mode 600 level admin
+    stats socket ipv4@{LOOPBACK}:{self.runtime_port} level admin
+    stats timeout 30s
+    maxconn 512
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    option http-server-close
+
+frontend {self.backend}_front
+    bind {LOOPBACK}:{self.frontend_port}
+    default_backend {self.backend}
+
+backend {self.backend}
+    balance roundrobin
+    option httpchk GET /healthz
+{servers}
+"""
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cfg = self.workdir / "haproxy.cfg"
+        cfg.write_text(self.config())
+        binary = haproxy_binary()
+        check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy rejected its config:\n{check.stdout}{check.stderr}")
+        self.process = ServerProcess([binary, "-db", "-f", str(cfg)], self.workdir / "haproxy.log")
+        self.process.start()
+        wait_until(
+            lambda: port_open(self.frontend_port) and self.socket_path.exists(),
+            timeout,
+            "haproxy frontend and runtime socket",
+            on_timeout=self.process.log_tail,
+        )
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def command(self, line: str) -> str:
+        """Send one runtime API command over the unix socket and return the answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.socket_path))
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def server_state(self, server: str) -> dict[str, str]:
+        """The row of ``show servers state <backend>`` for one server, as a dict."""
+        lines = self.command(f"show servers state {self.backend}").splitlines()
+        header = next(line for line in lines if line.startswith("# be_id"))
+        names = header[2:].split()
+        for line in lines:
+            values = line.split()
+            if len(values) >= len(names) and values[3] == server:
+                return dict(zip(names, values, strict=False))
+        raise KeyError(f"server {server} not in backend {self.backend}")

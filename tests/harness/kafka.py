@@ -1,0 +1,225 @@
+"""A real Apache Kafka cluster in KRaft mode, run from the jar bundle on loopback.
+
+Every node is a combined broker + controller; all nodes are controller voters, so a 3-node
+cluster keeps its quorum with one node down. Single nodes can be stopped (SIGTERM, which
+makes Kafka do a controlled shutdown) and started again during a test.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._net import LOOPBACK, free_port, port_open, wait_until
+from ._process import ServerProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESOLVE_SCRIPT = REPO_ROOT / "files" / "kafka-bundle" / "resolve.sh"
+
+# Small heaps: a 3-node cluster has to fit beside the tests on a 2-core machine.
+DEFAULT_JVM_OPTS = (
+    "-Xms96m",
+    "-Xmx320m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:-UsePerfData",
+    "-Djava.awt.headless=true",
+)
+
+
+def resolve_bundle() -> Path:
+    """Resolve (or reuse) the pinned, checksum-verified jar bundle; return its folder."""
+    out = subprocess.run(
+        ["bash", str(RESOLVE_SCRIPT)], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID, base64url without padding (as kafka-storage makes)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+@dataclass
+class KafkaNode:
+    node_id: int
+    port: int
+    controller_port: int
+    data_dir: Path
+    process: ServerProcess | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.running
+
+
+@dataclass
+class KafkaCluster:
+    bundle: Path
+    workdir: Path
+    size: int = 3
+    first_node_id: int = 1
+    min_insync_replicas: int = 2
+    extra_config: dict[str, str] = field(default_factory=dict)
+    jvm_opts: Iterable[str] = DEFAULT_JVM_OPTS
+    cluster_id: str = field(default_factory=new_cluster_id)
+    nodes: dict[int, KafkaNode] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for i in range(self.size):
+            node_id = self.first_node_id + i
+            self.nodes[node_id] = KafkaNode(
+                node_id=node_id,
+                port=free_port(),
+                controller_port=free_port(),
+                data_dir=self.workdir / f"node{node_id}",
+            )
+
+    # -- addresses ------------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes.values())
+
+    def bootstrap_servers_except(self, node_id: int) -> str:
+        return ",".join(n.bootstrap for n in self.nodes.values() if n.node_id != node_id)
+
+    # -- configuration ----------------------------------------------------------------
+    def _server_properties(self, node: KafkaNode) -> str:
+        voters = ",".join(
+            f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in self.nodes.values()
+        )
+        replication = min(self.size, 3)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(node.node_id),
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://{LOOPBACK}:{node.port},CONTROLLER://{LOOPBACK}:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{node.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(node.data_dir / "data"),
+            "num.partitions": "1",
+            "default.replication.factor": str(replication),
+            "min.insync.replicas": str(min(self.min_insync_replicas, replication)),
+            "offsets.topic.replication.factor": str(replication),
+            "transaction.state.log.replication.factor": str(replication),
+            "transaction.state.log.min.isr": str(min(self.min_insync_replicas, replication)),
+            "group.initial.rebalance.delay.ms": "0",
+            "controlled.shutdown.enable": "true",
+            "auto.leader.rebalance.enable": "false",
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            "background.threads": "2",
+            "log.cleaner.enable": "false",
+            **self.extra_config,
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _java(self, main_class: str, *args: str) -> list[str]:
+        log_config = self.bundle / "config" / "log4j2.properties"
+        return [
+            "java",
+            *self.jvm_opts,
+            f"-Dlog4j2.configurationFile={log_config}",
+            "-cp",
+            str(self.bundle / "libs" / "*"),
+            main_class,
+            *args,
+        ]
+
+    def _format(self, node: KafkaNode) -> None:
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        node.config_path.write_text(self._server_properties(node))
+        argv = self._java(
+            "kafka.tools.StorageTool",
+            "format",
+            "--ignore-formatted",
+            # "=" form: a base64url id may start with "-" and would read as an option
+            f"--cluster-id={self.cluster_id}",
+            f"--config={node.config_path}",
+        )
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"formatting Kafka node {node.node_id} failed:\n{result.stdout}\n{result.stderr}"
+            )
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self, timeout: float = 90.0) -> None:
+        """Format every node's storage once, start all nodes and wait until all serve."""
+        with ThreadPoolExecutor(max_workers=self.size) as pool:
+            list(pool.map(self._format, self.nodes.values()))
+        for node_id in self.nodes:
+            self.start_node(node_id, wait=False)
+        self.wait_healthy(timeout)
+
+    def start_node(self, node_id: int, wait: bool = True, timeout: float = 60.0) -> None:
+        node = self.nodes[node_id]
+        if node.running:
+            return
+        node.process = ServerProcess(
+            self._java("kafka.Kafka", str(node.config_path)),
+            node.data_dir / "server.log",
+        )
+        node.process.start()
+        if wait:
+            self.wait_healthy(timeout)
+
+    def stop_node(self, node_id: int, timeout: float = 60.0) -> None:
+        """Stop one node with SIGTERM: Kafka's controlled shutdown moves its leaderships away."""
+        node = self.nodes[node_id]
+        if node.process is not None:
+            node.process.stop(timeout=timeout)
+
+    def stop(self) -> None:
+        with ThreadPoolExecutor(max_workers=self.size) as pool:
+            list(pool.map(lambda n: self.stop_node(n, timeout=30), list(self.nodes)))
+
+    def ensure_all_running(self, timeout: float = 60.0) -> None:
+        """Start whatever a previous test stopped and wait until every broker serves."""
+        stopped = [n for n, node in self.nodes.items() if not node.running]
+        for node_id in stopped:
+            self.start_node(node_id, wait=False)
+        if stopped:
+            self.wait_healthy(timeout)
+
+    # -- health ---------------------------------------------------------------------------
+    def registered_brokers(self) -> set[int]:
+        """Broker ids the cluster metadata lists as alive (asks any running node)."""
+        from kafka import KafkaAdminClient  # the harness needs kafka-python only for this
+
+        running = [n.bootstrap for n in self.nodes.values() if n.running]
+        admin = KafkaAdminClient(bootstrap_servers=running, request_timeout_ms=5000)
+        try:
+            brokers = admin.describe_cluster()["brokers"]
+            return {int(b["broker_id"]) for b in brokers if not b.get("is_fenced")}
+        finally:
+            admin.close()
+
+    def wait_healthy(self, timeout: float = 90.0) -> None:
+        running = {n.node_id for n in self.nodes.values() if n.running}
+
+        def ready() -> bool:
+            for node_id in running:
+                if not port_open(self.nodes[node_id].port):
+                    return False
+            return self.registered_brokers() == running
+
+        wait_until(ready, timeout, f"Kafka brokers {sorted(running)}", 0.5, self.logs)
+
+    def logs(self) -> str:
+        return "\n".join(n.process.log_tail() for n in self.nodes.values() if n.process)
