@@ -33,7 +33,7 @@ if [[ $record -eq 1 ]]; then
   echo "recorded $(wc -l < "$here/SHA256SUMS") checksums in $here/SHA256SUMS" >&2
 fi
 # exactly the recorded jars, each with its recorded checksum
-diff <(sed 's/^[0-9a-f]*  //' "$here/SHA256SUMS" | sort) <(cd "$tmp/libs" && ls -1 | sort) >&2 \
+diff <(sed 's/^[0-9a-f]*  //' "$here/SHA256SUMS" | sort) <(find "$tmp/libs" -maxdepth 1 -type f -printf '%f\n' | sort) >&2 \
   || { echo "jar set differs from SHA256SUMS; run $0 --record after a deliberate change" >&2; exit 1; }
 verify "$tmp"
 echo "$version" > "$tmp/VERSION"

@@ -17,7 +17,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _CountingServer
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_GET(self) -> None:
         body = b"ok\n" if self.path == "/healthz" else f"{self.server.name}\n".encode()
         if self.path != "/healthz":
             self.server.count_request()

@@ -73,7 +73,7 @@ def test_etcd_key_written_and_read_by_confctl(etcd: EtcdServer, confctl) -> None
 
 def _hit_frontend(haproxy: HAProxyServer, count: int) -> list[str]:
     answers = []
-    for _ in range(count):
+    for _request in range(count):
         with urllib.request.urlopen(f"{haproxy.frontend_url}/v1/events", timeout=5) as resp:
             answers.append(resp.read().decode().strip())
     return answers

@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: eventbus-ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connecting to Kafka with kafka-python's admin client, shared by the Kafka modules.
+
+``kafka_connection_argspec()`` is the option set documented by the
+``eventplatform.eventbus.kafka`` doc fragment; ``admin_client()`` turns those options into a
+client; failures become ``KafkaModuleError`` with a message that says what to check.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+try:
+    from kafka import KafkaAdminClient
+    from kafka import errors as kafka_errors
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    HAS_KAFKA = True
+    KAFKA_IMPORT_ERROR = None
+except ImportError:
+    HAS_KAFKA = False
+    KAFKA_IMPORT_ERROR = traceback.format_exc()
+
+MIN_ISR_KEY = "min.insync.replicas"
+CLIENT_ID = "eventplatform.eventbus"
+
+
+class KafkaModuleError(Exception):
+    """A failure worth reporting to the operator as is."""
+
+
+def kafka_connection_argspec():
+    return dict(
+        bootstrap_servers=dict(type="list", elements="str", required=True),
+        security_protocol=dict(
+            type="str",
+            default="PLAINTEXT",
+            choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        ),
+        ssl_cafile=dict(type="path"),
+        ssl_certfile=dict(type="path"),
+        ssl_keyfile=dict(type="path"),
+        ssl_password=dict(type="str", no_log=True),
+        ssl_check_hostname=dict(type="bool", default=True),
+        sasl_mechanism=dict(type="str", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
+        sasl_username=dict(type="str"),
+        sasl_password=dict(type="str", no_log=True),
+        request_timeout=dict(type="float", default=10.0),
+    )
+
+
+KAFKA_CONNECTION_REQUIRED_TOGETHER = [("sasl_username", "sasl_password")]
+KAFKA_CONNECTION_REQUIRED_IF = [
+    ("security_protocol", "SASL_PLAINTEXT", ("sasl_mechanism", "sasl_username", "sasl_password")),
+    ("security_protocol", "SASL_SSL", ("sasl_mechanism", "sasl_username", "sasl_password")),
+]
+
+
+def client_config(params):
+    """kafka-python client settings from the module's connection options."""
+    config = dict(
+        bootstrap_servers=params["bootstrap_servers"],
+        client_id=CLIENT_ID,
+        security_protocol=params["security_protocol"],
+        request_timeout_ms=int(params["request_timeout"] * 1000),
+    )
+    if "SSL" in params["security_protocol"]:
+        config.update(
+            ssl_cafile=params.get("ssl_cafile"),
+            ssl_certfile=params.get("ssl_certfile"),
+            ssl_keyfile=params.get("ssl_keyfile"),
+            ssl_password=params.get("ssl_password"),
+            ssl_check_hostname=params["ssl_check_hostname"],
+        )
+    if "SASL" in params["security_protocol"]:
+        config.update(
+            sasl_mechanism=params["sasl_mechanism"],
+            sasl_plain_username=params["sasl_username"],
+            sasl_plain_password=params["sasl_password"],
+        )
+    return config
+
+
+def admin_client(params):
+    if not HAS_KAFKA:
+        raise KafkaModuleError("kafka-python is required on the host that runs this module")
+    servers = ", ".join(params["bootstrap_servers"])
+    try:
+        return KafkaAdminClient(**client_config(params))
+    except (kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError):
+        # kafka-python 3 raises KafkaTimeoutError("Unable to bootstrap ...") when no broker answers
+        raise KafkaModuleError(
+            "could not reach any Kafka broker at %s: check that Kafka is running and that "
+            "bootstrap_servers is reachable from this host" % servers
+        ) from None
+    except kafka_errors.KafkaError as err:
+        raise KafkaModuleError("connecting to Kafka at %s failed: %s" % (servers, err)) from err
+
+
+def fetch_cluster_metadata(admin, topic_names=None):
+    """Everything kafka_topic_describe needs, in one round of requests: brokers and
+    controller, topic/partition metadata, min.insync.replicas of each topic, KRaft quorum."""
+    try:
+        cluster = admin.describe_cluster()
+        raw_topics = admin.describe_topics(topic_names or None)
+        names = [t["name"] for t in raw_topics if t.get("error_code", 0) == 0]
+        min_isr = fetch_min_isr(admin, names)
+        quorum = admin.describe_metadata_quorum()
+    except kafka_errors.KafkaError as err:
+        raise KafkaModuleError("reading Kafka cluster metadata failed: %s" % err) from err
+    brokers = [int(b["broker_id"]) for b in cluster["brokers"] if not b.get("is_fenced")]
+    return dict(
+        brokers=brokers,
+        controller_id=cluster.get("controller_id"),
+        topics=raw_topics,
+        min_isr=min_isr,
+        quorum=quorum,
+    )
+
+
+def fetch_min_isr(admin, topic_names):
+    if not topic_names:
+        return {}
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, {MIN_ISR_KEY: None}) for name in topic_names
+    ]
+    answer = admin.describe_configs(resources, config_filter="all")
+    result = {}
+    for name, configs in answer.get("topic", {}).items():
+        if MIN_ISR_KEY in configs:
+            result[name] = int(configs[MIN_ISR_KEY]["value"])
+    return result
+
+
+def request_leader_election(admin, election_code, partitions_by_topic):
+    """Ask the controller for an election (0 preferred, 1 unclean); returns its answer with
+    per-partition errors left in it rather than raised."""
+    try:
+        return admin.elect_leaders(election_code, partitions_by_topic, raise_errors=False)
+    except kafka_errors.KafkaError as err:
+        raise KafkaModuleError("the leader election request failed: %s" % err) from err

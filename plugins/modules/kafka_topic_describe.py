@@ -1,0 +1,263 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: eventbus-ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: kafka_topic_describe
+short_description: Describe Kafka topics, partition health and whether a broker can be stopped
+version_added: 0.1.0
+description:
+  - Replaces the runbook's C(kafka topic --describe). For each topic it returns the partitions
+    with their leader, replicas, in-sync replicas (ISR), preferred leader and offline replicas,
+    with the topic's replication factor and C(min.insync.replicas).
+  - Summarises the cluster - under-replicated partitions, partitions under
+    C(min.insync.replicas), offline partitions, leader count per broker, partitions not led by
+    their preferred leader, the live brokers and the KRaft quorum - so a playbook can gate on
+    one field such as RV(summary.healthy).
+  - With O(broker_id) it also answers "what if this broker stops" - the partitions it leads
+    and replicates and RV(broker.safe_to_stop), false with reasons when stopping it would leave
+    a partition offline or below C(min.insync.replicas), or the KRaft quorum without a majority.
+  - Reads only; never changes anything.
+author:
+  - eventbus-ops maintainers (@eventplatform)
+extends_documentation_fragment:
+  - eventplatform.eventbus.kafka
+  - eventplatform.eventbus.attributes.READ_ONLY
+options:
+  topics:
+    description:
+      - Topics to describe. All topics when omitted.
+      - Naming a topic that does not exist fails the task.
+    type: list
+    elements: str
+  topic_pattern:
+    description:
+      - Regular expression a topic name must match in full to be described.
+    type: str
+  include_internal:
+    description:
+      - Whether to include Kafka's internal topics such as C(__consumer_offsets) when
+        O(topics) is not given.
+    type: bool
+    default: false
+  broker_id:
+    description:
+      - Broker whose stop to assess; adds RV(broker) to the result.
+    type: int
+seealso:
+  - module: eventplatform.eventbus.kafka_leader_election
+notes:
+  - The check Kafka operators make by hand before a reboot ("is every ISR complete, is the
+    host among the leaders") is RV(summary.healthy) and RV(broker.safe_to_stop).
+"""
+
+EXAMPLES = r"""
+- name: Describe every topic (the runbook's "kafka topic --describe")
+  eventplatform.eventbus.kafka_topic_describe:
+    bootstrap_servers:
+      - kafka1001.eqiad.wmnet:9092
+      - kafka1002.eqiad.wmnet:9092
+  register: kafka
+
+- name: Refuse to continue unless every partition is fully replicated
+  ansible.builtin.assert:
+    that: kafka.summary.healthy
+    fail_msg: "under-replicated: {{ kafka.summary.under_replicated_partitions }}"
+
+- name: Can kafka1001 (broker 1001) be stopped right now?
+  eventplatform.eventbus.kafka_topic_describe:
+    bootstrap_servers: [kafka1001.eqiad.wmnet:9092]
+    topic_pattern: 'eqiad\..*'
+    broker_id: 1001
+  register: impact
+  failed_when: not impact.broker.safe_to_stop
+"""
+
+RETURN = r"""
+topics:
+  description: Described topics by name.
+  returned: success
+  type: dict
+  sample:
+    eqiad.test.event:
+      partition_count: 1
+      replication_factor: 2
+      min_insync_replicas: 1
+      internal: false
+      partitions:
+        - topic: eqiad.test.event
+          partition: 0
+          leader: 1002
+          preferred_leader: 1002
+          replicas: [1002, 1001]
+          isr: [1001, 1002]
+          offline_replicas: []
+          under_replicated: false
+          under_min_isr: false
+          offline: false
+          leader_is_preferred: true
+summary:
+  description: Cluster-wide findings over the described topics.
+  returned: success
+  type: dict
+  contains:
+    topic_count:
+      description: Number of described topics.
+      type: int
+      sample: 8
+    partition_count:
+      description: Number of described partitions.
+      type: int
+      sample: 9
+    brokers:
+      description: Ids of the live (registered, unfenced) brokers.
+      type: list
+      elements: int
+      sample: [1001, 1002]
+    controller_id:
+      description: Broker id the cluster reports as controller for admin requests.
+      type: int
+      sample: 1001
+    under_replicated_partitions:
+      description: Partitions (C(topic-N)) whose ISR is smaller than their replica set.
+      type: list
+      elements: str
+      sample: []
+    under_min_isr_partitions:
+      description: Partitions whose ISR is smaller than the topic's C(min.insync.replicas).
+      type: list
+      elements: str
+      sample: []
+    offline_partitions:
+      description: Partitions without a leader.
+      type: list
+      elements: str
+      sample: []
+    not_preferred_leader_partitions:
+      description: Partitions led by a broker other than their preferred (first) replica.
+      type: list
+      elements: str
+      sample: [eqiad.test.event-0]
+    leader_count:
+      description: Number of described partitions each live broker leads, by broker id.
+      type: dict
+      sample: {"1001": 5, "1002": 4}
+    quorum:
+      description: The KRaft metadata quorum - leader, voters, voters in sync, observers, and
+        whether the voters in sync are a majority.
+      type: dict
+      sample:
+        leader_id: 1001
+        leader_epoch: 3
+        high_watermark: 1200
+        voters: [1001, 1002, 1003]
+        voters_in_sync: [1001, 1002, 1003]
+        observers: []
+        has_majority: true
+    healthy:
+      description: True when no described partition is under-replicated, under min ISR or
+        offline and the quorum has a majority.
+      type: bool
+      sample: true
+broker:
+  description: What stopping O(broker_id) would do.
+  returned: when O(broker_id) is set
+  type: dict
+  contains:
+    id:
+      description: The broker asked about.
+      type: int
+      sample: 1001
+    registered:
+      description: Whether the broker is live in the cluster now.
+      type: bool
+      sample: true
+    is_quorum_voter:
+      description: Whether the broker is a KRaft controller voter.
+      type: bool
+      sample: true
+    leads:
+      description: Partitions it leads.
+      type: list
+      elements: str
+      sample: [eqiad.mediawiki.page_delete-0]
+    replicates:
+      description: Partitions it holds a replica of.
+      type: list
+      elements: str
+      sample: [eqiad.mediawiki.page_delete-0, eqiad.test.event-0]
+    safe_to_stop:
+      description: False when stopping it would leave a partition offline or under
+        C(min.insync.replicas), or the quorum without a majority.
+      type: bool
+      sample: true
+    reasons:
+      description: Why it is not safe to stop; empty when it is.
+      type: list
+      elements: str
+      sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_admin import (
+    HAS_KAFKA,
+    KAFKA_CONNECTION_REQUIRED_IF,
+    KAFKA_CONNECTION_REQUIRED_TOGETHER,
+    KAFKA_IMPORT_ERROR,
+    KafkaModuleError,
+    admin_client,
+    fetch_cluster_metadata,
+    kafka_connection_argspec,
+)
+from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_describe import (
+    describe_cluster,
+)
+
+
+def argument_spec():
+    spec = kafka_connection_argspec()
+    spec.update(
+        topics=dict(type="list", elements="str"),
+        topic_pattern=dict(type="str"),
+        include_internal=dict(type="bool", default=False),
+        broker_id=dict(type="int"),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_together=KAFKA_CONNECTION_REQUIRED_TOGETHER,
+        required_if=KAFKA_CONNECTION_REQUIRED_IF,
+        supports_check_mode=True,
+    )
+    if not HAS_KAFKA:
+        module.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_IMPORT_ERROR)
+
+    try:
+        admin = admin_client(module.params)
+        try:
+            metadata = fetch_cluster_metadata(admin, module.params["topics"])
+        finally:
+            admin.close()
+        result = describe_cluster(
+            metadata,
+            topics=module.params["topics"],
+            topic_pattern=module.params["topic_pattern"],
+            include_internal=module.params["include_internal"],
+            broker_id=module.params["broker_id"],
+        )
+    except KafkaModuleError as err:
+        module.fail_json(msg=str(err))
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

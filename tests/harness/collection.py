@@ -1,0 +1,76 @@
+"""Make this checkout importable and runnable as the eventplatform.eventbus collection.
+
+Ansible finds collections under ``<path>/ansible_collections/<namespace>/<name>``; a link
+there pointing at the repository root lets the tests run the working tree's modules with
+``ansible`` and import its module_utils, without building and installing a tarball.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COLLECTIONS_PATH = REPO_ROOT / "build" / "collections"
+FQCN_PREFIX = "eventplatform.eventbus."
+
+
+def ensure_collection_link() -> Path:
+    link = COLLECTIONS_PATH / "ansible_collections" / "eventplatform" / "eventbus"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(REPO_ROOT, target_is_directory=True)
+    if str(COLLECTIONS_PATH) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS_PATH))
+    return COLLECTIONS_PATH
+
+
+def ansible_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ensure_collection_link()),
+        "ANSIBLE_HOST_KEY_CHECKING": "0",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+    }
+
+
+def run_module(
+    name: str, args: dict[str, Any], check: bool = False, diff: bool = False
+) -> dict[str, Any]:
+    """Run one module ad hoc on localhost, as ``ansible localhost -m <fqcn> -a ...`` does,
+    and return its result (``failed`` and ``msg`` included when it failed)."""
+    with tempfile.TemporaryDirectory(prefix="ansible-result-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        argv = [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-m",
+            FQCN_PREFIX + name,
+            "-a",
+            json.dumps(args),
+        ]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        env = {
+            **ansible_env(),
+            "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "callback_plugins"),
+            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "EVENTBUS_OPS_RESULT_FILE": str(result_file),
+        }
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=300, check=False
+        )
+        if not result_file.exists():
+            raise AssertionError(f"ansible produced no result:\n{proc.stdout}\n{proc.stderr}")
+        result: dict[str, Any] = json.loads(result_file.read_text())["localhost"]
+    return result

@@ -1,0 +1,181 @@
+"""Rules of _kafka_health on hand-written metadata shaped like kafka-python's answers."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.eventplatform.eventbus.plugins.module_utils import _kafka_health as health
+
+
+def raw_partition(index, leader, replicas, isr, offline=()):
+    return {
+        "partition_index": index,
+        "leader_id": leader,
+        "replica_nodes": list(replicas),
+        "isr_nodes": list(isr),
+        "offline_replicas": list(offline),
+        "error_code": 0,
+    }
+
+
+def raw_topic(name, *partitions, internal=False):
+    return {"name": name, "error_code": 0, "is_internal": internal, "partitions": list(partitions)}
+
+
+def raw_quorum(voters, down=(), stale=()):
+    return {
+        "topics": [
+            {
+                "partitions": [
+                    {
+                        "leader_id": voters[0],
+                        "leader_epoch": 2,
+                        "high_watermark": 40,
+                        "current_voters": [
+                            {
+                                "replica_id": v,
+                                "last_caught_up_timestamp": -1
+                                if v in down
+                                else 1000
+                                if v in stale
+                                else 90000,
+                            }
+                            for v in voters
+                        ],
+                        "observers": [],
+                    }
+                ]
+            }
+        ]
+    }
+
+
+HEALTHY = [
+    raw_topic("eqiad.test.event", raw_partition(0, 1, [1, 2, 3], [1, 2, 3])),
+    raw_topic(
+        "eqiad.mediawiki.page_edit",
+        raw_partition(1, 2, [2, 3, 1], [2, 3, 1]),
+        raw_partition(0, 3, [1, 3, 2], [1, 3, 2]),
+    ),
+    raw_topic("__consumer_offsets", raw_partition(0, 1, [1, 2, 3], [1, 2, 3]), internal=True),
+]
+
+
+def described(raw_topics, min_isr=2):
+    return health.describe_topics(raw_topics, {t["name"]: min_isr for t in raw_topics})
+
+
+def test_describe_sorts_partitions_and_names_the_preferred_leader():
+    topics = described(HEALTHY)
+    page_edit = topics["eqiad.mediawiki.page_edit"]
+    assert [p["partition"] for p in page_edit["partitions"]] == [0, 1]
+    first = page_edit["partitions"][0]
+    assert first["preferred_leader"] == 1
+    assert first["leader"] == 3
+    assert first["leader_is_preferred"] is False
+    assert page_edit["replication_factor"] == 3
+    assert page_edit["min_insync_replicas"] == 2
+
+
+def test_summary_of_a_healthy_cluster():
+    summary = health.summarize(
+        described(HEALTHY), [1, 2, 3], health.quorum_summary(raw_quorum([1, 2, 3]))
+    )
+    assert summary["healthy"] is True
+    assert summary["partition_count"] == 4
+    assert summary["under_replicated_partitions"] == []
+    assert summary["not_preferred_leader_partitions"] == ["eqiad.mediawiki.page_edit-0"]
+    assert summary["leader_count"] == {"1": 2, "2": 1, "3": 1}
+
+
+def test_shrunken_isr_is_under_replicated_and_under_min_isr():
+    topics = described([raw_topic("t", raw_partition(0, 1, [1, 2, 3], [1], offline=[2, 3]))])
+    summary = health.summarize(topics, [1])
+    assert summary["under_replicated_partitions"] == ["t-0"]
+    assert summary["under_min_isr_partitions"] == ["t-0"]
+    assert summary["healthy"] is False
+
+
+def test_partition_without_leader_is_offline():
+    topics = described([raw_topic("t", raw_partition(0, -1, [2, 3], [], offline=[2, 3]))])
+    summary = health.summarize(topics, [1])
+    assert summary["offline_partitions"] == ["t-0"]
+    assert topics["t"]["partitions"][0]["leader"] is None
+    assert summary["not_preferred_leader_partitions"] == []
+
+
+@pytest.mark.parametrize(
+    ("isr", "min_isr", "safe", "reason_part"),
+    [
+        ([1, 2, 3], 2, True, None),
+        ([1, 2], 2, False, "below min.insync.replicas=2"),
+        ([1], 1, False, "would go offline"),
+        ([2, 3], 2, True, None),  # broker 1 already out of the ISR: stopping it changes nothing
+        ([1, 2], 1, True, None),
+    ],
+)
+def test_safe_to_stop_follows_min_isr(isr, min_isr, safe, reason_part):
+    topics = described([raw_topic("t", raw_partition(0, isr[0], [1, 2, 3], isr))], min_isr)
+    impact = health.broker_impact(topics, 1, [1, 2, 3])
+    assert impact["safe_to_stop"] is safe
+    if reason_part:
+        assert reason_part in impact["reasons"][0]
+        assert impact["reasons"][0].startswith("t-0 ")
+    else:
+        assert impact["reasons"] == []
+
+
+def test_broker_impact_lists_leaderships_and_replicas():
+    impact = health.broker_impact(described(HEALTHY), 3, [1, 2, 3])
+    assert impact["leads"] == ["eqiad.mediawiki.page_edit-0"]
+    assert sorted(impact["replicates"]) == sorted(
+        [
+            "eqiad.test.event-0",
+            "eqiad.mediawiki.page_edit-0",
+            "eqiad.mediawiki.page_edit-1",
+            "__consumer_offsets-0",
+        ]
+    )
+
+
+def test_stopping_a_voter_that_would_break_the_quorum_majority_is_unsafe():
+    quorum = health.quorum_summary(raw_quorum([1, 2, 3], down=[2]))
+    assert quorum["voters_in_sync"] == [1, 3]
+    assert quorum["has_majority"] is True
+    impact = health.broker_impact({}, 3, [1, 3], quorum)
+    assert health.broker_impact({}, 2, [1, 3], quorum)["safe_to_stop"] is True
+    assert impact["safe_to_stop"] is False
+    assert "quorum would lose its majority" in impact["reasons"][0]
+    # a broker that is not a voter does not touch the quorum
+    assert health.broker_impact({}, 7, [1, 3, 7], quorum)["safe_to_stop"] is True
+
+
+@pytest.mark.parametrize(
+    ("names", "pattern", "internal", "expected", "missing"),
+    [
+        (None, None, False, ["eqiad.mediawiki.page_edit", "eqiad.test.event"], []),
+        (
+            None,
+            None,
+            True,
+            ["__consumer_offsets", "eqiad.mediawiki.page_edit", "eqiad.test.event"],
+            [],
+        ),
+        (None, r"eqiad\.test\..*", False, ["eqiad.test.event"], []),
+        (None, r"test", False, [], []),  # the pattern must match the whole name
+        (["eqiad.test.event", "nope"], None, False, ["eqiad.test.event"], ["nope"]),
+        (["__consumer_offsets"], None, False, ["__consumer_offsets"], []),  # named explicitly
+    ],
+)
+def test_select_topics(names, pattern, internal, expected, missing):
+    selected, not_found = health.select_topics(HEALTHY, names, pattern, internal)
+    assert [t["name"] for t in selected] == expected
+    assert not_found == missing
+
+
+def test_a_voter_that_stopped_fetching_is_not_in_sync():
+    # the leader (1) still lists voter 3 with the timestamp of its last fetch, 89 s ago
+    quorum = health.quorum_summary(raw_quorum([1, 2, 3], stale=[3]))
+    assert quorum["voters_in_sync"] == [1, 2]
+    quorum = health.quorum_summary(raw_quorum([1, 2, 3], down=[2], stale=[3]))
+    assert quorum["voters_in_sync"] == [1]
+    assert quorum["has_majority"] is False
