@@ -1,13 +1,14 @@
 """A tiny HTTP server standing in for an eventbus host behind the load balancer.
 
-It answers ``GET /healthz`` (the load balancer's health check) and every other request
-with its own name, and counts the connections it accepted, so a test can see traffic
+It answers ``GET /healthz`` (the load balancer's health check), ``GET /slow/<seconds>``
+after that long, and every other request with its own name, and counts the connections it accepted, so a test can see traffic
 stop and come back when the server is drained and pooled.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ._net import LOOPBACK
@@ -38,6 +39,9 @@ class _CountingServer(ThreadingHTTPServer):
         self.name = name
         self._lock = threading.Lock()
         self.requests = 0
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # health checks and clients hang up early; that is not an error here
 
     def count_request(self) -> None:
         with self._lock:

@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# Copyright: eventbus-ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pool membership, independent of where the pool lives (conftool keys or HAProxy).
+
+A store (_conftool.ConftoolPool, _haproxy.HAProxyPool) reads the members of a pool as
+``{name: {"state": ..., "weight": ..., "serving": bool}}`` and applies one member's change;
+``plan_change`` decides what to change and whether the pool can afford it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+POOLED = "pooled"
+DEPOOLED = "depooled"
+DRAINED = "drained"
+INACTIVE = "inactive"
+STATES = (POOLED, DEPOOLED, DRAINED, INACTIVE)
+
+
+class PoolError(Exception):
+    """A failure worth reporting to the operator as is."""
+
+
+def plan_change(members, name, state=None, weight=None, min_pooled=None, force=False):
+    """Return ``(before, after)`` for member ``name``; raise PoolError when the member is
+    unknown or when taking it out would leave fewer than ``min_pooled`` members serving
+    (default: all but one, i.e. at most one member of the pool out at a time)."""
+    if name not in members:
+        raise PoolError(
+            "member %s is not in the pool; members are: %s"
+            % (name, ", ".join(sorted(members)) or "none")
+        )
+    before = dict(members[name])
+    after = dict(before)
+    if state is not None:
+        after["state"] = state
+    if weight is not None:
+        after["weight"] = weight
+    # HAProxy members carry their health check's verdict; conftool ones cannot know it.
+    after["serving"] = (
+        after["state"] == POOLED and after["weight"] > 0 and after.get("health", "up") == "up"
+    )
+
+    taking_out = before["state"] == POOLED and after["state"] != POOLED
+    if taking_out and not force:
+        threshold = len(members) - 1 if min_pooled is None else min_pooled
+        others_serving = sorted(n for n, m in members.items() if n != name and m["serving"])
+        if len(others_serving) < threshold:
+            out = sorted(n for n, m in members.items() if n != name and not m["serving"])
+            raise PoolError(
+                "refusing to take %s out of the pool: %d other member(s) would be left serving %s, "
+                "fewer than the %d required (min_pooled); not serving now: %s. Repool those first, "
+                "or set force=true if this is really intended"
+                % (name, len(others_serving), others_serving, threshold, ", ".join(out) or "none")
+            )
+    return before, after
+
+
+def public_view(member):
+    """What the module returns about a member (internal bookkeeping removed)."""
+    return dict((k, v) for k, v in member.items() if not k.startswith("_"))
+
+
+def set_membership(
+    store,
+    name,
+    state=None,
+    weight=None,
+    min_pooled=None,
+    force=False,
+    check_mode=False,
+    wait=False,
+    wait_timeout=60.0,
+    wait_sessions=False,
+    sleep=None,
+    clock=None,
+):
+    """Read the pool once, plan, write unless in check mode, optionally wait until the
+    change is in effect. Returns the module result (changed, before, after, pool)."""
+    import time
+
+    sleep = sleep or time.sleep
+    clock = clock or time.time
+    members = store.members()
+    before, after = plan_change(members, name, state, weight, min_pooled, force)
+    changed = (before["state"], before["weight"]) != (after["state"], after["weight"])
+    if changed and not check_mode:
+        store.apply(name, before, after)
+
+    result = dict(changed=changed, before=public_view(before), after=public_view(after))
+    if wait and not check_mode:
+        deadline = clock() + wait_timeout
+        while True:
+            now = store.members()[name]
+            in_effect = (now["state"], now["weight"]) == (after["state"], after["weight"])
+            sessions = None
+            if in_effect and wait_sessions and after["state"] != POOLED:
+                sessions = store.current_sessions(name)
+                in_effect = sessions == 0
+            if in_effect:
+                result["after"] = public_view(now)
+                break
+            if clock() >= deadline:
+                raise PoolError(
+                    "%s: %s did not reach state=%s weight=%s%s within %ss "
+                    "(now state=%s weight=%s%s)"
+                    % (
+                        store.description,
+                        name,
+                        after["state"],
+                        after["weight"],
+                        " with no sessions" if wait_sessions else "",
+                        wait_timeout,
+                        now["state"],
+                        now["weight"],
+                        "" if sessions is None else ", %d session(s)" % sessions,
+                    )
+                )
+            sleep(0.25)
+    if check_mode:
+        result["pool"] = dict(
+            (n, public_view(after if n == name else m)) for n, m in members.items()
+        )
+    else:
+        result["pool"] = dict((n, public_view(m)) for n, m in store.members().items())
+        result["after"] = result["pool"][name]
+    return result
