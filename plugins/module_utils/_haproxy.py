@@ -38,6 +38,7 @@ OP_STATES = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
 RUNTIME_STATES = {POOLED: "ready", DRAINED: "drain", DEPOOLED: "maint"}
 ERROR_PREFIXES = (
     "No such",
+    "Can't find",
     "Permission denied",
     "Unknown command",
     "Require",
@@ -53,11 +54,9 @@ def parse_servers_state(text):
     if header is None:
         raise PoolError("unexpected answer to 'show servers state': %r" % text[:200])
     names = header[2:].split()
-    return [
-        dict(zip(names, line.split()))
-        for line in lines
-        if not line.startswith("#") and line[0].isdigit()
-    ]
+    rows = [line.split() for line in lines if not line.startswith("#")]
+    # the first line is the format version ("1"); server rows have every header field
+    return [dict(zip(names, fields)) for fields in rows if len(fields) >= len(names)]
 
 
 def parse_stat_csv(text):

@@ -14,9 +14,10 @@ short_description: Pool, depool or drain a host in its load-balancer pool (conft
 version_added: 0.1.0
 description:
   - Replaces the runbook's C(confctl depool --hostname X) and C(confctl pool --hostname X).
-  - With O(backend=conftool) the pool is kept in etcd the way Wikimedia's conftool keeps it -
+  - >-
+    With O(backend=conftool) the pool is kept in etcd the way Wikimedia's conftool keeps it:
     the key C(<conftool_prefix>/<datacenter>/<cluster>/<service>/<name>) holds
-    C({"pooled": "yes"|"no"|"inactive", "weight": N}) - and a load balancer (PyBal, or the
+    C({"pooled": "yes"|"no"|"inactive", "weight": N}), and a load balancer (PyBal, or the
     lab's etcd watcher) applies it. What this module writes C(confctl) reads, and the reverse.
   - With O(backend=haproxy) the pool is HAProxy's own server state, changed through its
     runtime API (C(set server <backend>/<name> state ready|drain|maint), C(weight)).
@@ -125,7 +126,6 @@ options:
     type: float
     default: 10.0
 seealso:
-  - module: eventplatform.eventbus.tcp_idle_check
   - name: conftool
     description: Wikimedia's configuration tool, whose etcd layout the conftool backend uses.
     link: https://wikitech.wikimedia.org/wiki/Conftool

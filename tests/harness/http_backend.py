@@ -1,8 +1,8 @@
 """A tiny HTTP server standing in for an eventbus host behind the load balancer.
 
 It answers ``GET /healthz`` (the load balancer's health check), ``GET /slow/<seconds>``
-after that long, and every other request with its own name, and counts the connections it accepted, so a test can see traffic
-stop and come back when the server is drained and pooled.
+after that long, and every other request with its own name. It counts the requests it
+served, so a test can see traffic stop and come back when the server is depooled and pooled.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        if self.path.startswith("/slow/"):  # /slow/<seconds>: a long-lived session
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
         body = b"ok\n" if self.path == "/healthz" else f"{self.server.name}\n".encode()
         if self.path != "/healthz":
             self.server.count_request()

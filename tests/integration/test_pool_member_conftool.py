@@ -115,7 +115,7 @@ def test_unknown_member_names_the_members(pool: EtcdServer) -> None:
     result = member(pool, name="kafka1003.eqiad.wmnet", state="depooled")
     assert result["failed"] is True
     assert "kafka1003.eqiad.wmnet is not in the pool" in result["msg"]
-    assert HOSTS[0] in result["msg"] and HOSTS[1] in result["msg"]
+    assert f"members are: {HOSTS[0]}, {HOSTS[1]}" in result["msg"]
 
 
 def test_malformed_value_fails_and_nothing_is_written(pool: EtcdServer) -> None:
