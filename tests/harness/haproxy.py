@@ -30,6 +30,10 @@ class HAProxyServer:
     workdir: Path
     servers: dict[str, int]  # server name -> port on loopback
     backend: str = "eventbus"
+    # Traffic goes to traffic_address; health checks to check_address when it differs (as
+    # LVS-DR sends traffic to the service address and checks to the host's own address).
+    traffic_address: str = LOOPBACK
+    check_address: str = LOOPBACK
     frontend_port: int = field(default_factory=free_port)
     runtime_port: int = field(default_factory=free_port)
     process: ServerProcess | None = None
@@ -43,8 +47,12 @@ class HAProxyServer:
         return f"http://{LOOPBACK}:{self.frontend_port}"
 
     def config(self) -> str:
+        check_addr = (
+            f" addr {self.check_address}" if self.check_address != self.traffic_address else ""
+        )
         servers = "\n".join(
-            f"    server {name} {LOOPBACK}:{port} check inter 500ms fall 2 rise 1 weight 10"
+            f"    server {name} {self.traffic_address}:{port} check{check_addr} "
+            "inter 500ms fall 2 rise 1 weight 10"
             for name, port in self.servers.items()
         )
         return f"""\

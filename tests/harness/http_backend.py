@@ -33,43 +33,58 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Counter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+
 class _CountingServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, name: str) -> None:
-        super().__init__((LOOPBACK, 0), _Handler)
+    def __init__(self, name: str, address: str, port: int, counter: _Counter) -> None:
+        super().__init__((address, port), _Handler)
         self.name = name
-        self._lock = threading.Lock()
-        self.requests = 0
+        self.counter = counter
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # health checks and clients hang up early; that is not an error here
 
     def count_request(self) -> None:
-        with self._lock:
-            self.requests += 1
+        self.counter.add()
 
 
 class HttpBackend:
-    def __init__(self, name: str) -> None:
-        self._server = _CountingServer(name)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    """Listens on one port of each of ``addresses`` (loopback addresses only), the first
+    being the host's own address and the others, say, a service address."""
 
-    @property
-    def name(self) -> str:
-        return self._server.name
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+    def __init__(self, name: str, addresses: tuple[str, ...] = (LOOPBACK,)) -> None:
+        self._counter = _Counter()
+        first = _CountingServer(name, addresses[0], 0, self._counter)
+        port = int(first.server_address[1])
+        self._servers = [first] + [
+            _CountingServer(name, address, port, self._counter) for address in addresses[1:]
+        ]
+        self._threads = [
+            threading.Thread(target=server.serve_forever, daemon=True) for server in self._servers
+        ]
+        self.name = name
+        self.port = port
+        self.addresses = addresses
 
     @property
     def requests(self) -> int:
-        return self._server.requests
+        return self._counter.requests
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()

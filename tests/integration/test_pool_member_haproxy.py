@@ -12,6 +12,7 @@ from tests.harness._net import LOOPBACK, free_port, wait_until
 from tests.harness.collection import run_module
 from tests.harness.haproxy import HAProxyServer
 from tests.harness.http_backend import HttpBackend
+from tests.harness.traffic import Traffic
 
 
 @pytest.fixture
@@ -33,34 +34,6 @@ def member(lb: HAProxyServer, check: bool = False, **args) -> dict:
     return run_module("pool_member", {**base, **args}, check=check)
 
 
-class Traffic:
-    """Requests through the load balancer, one after another, for a bounded time."""
-
-    def __init__(self, lb: HAProxyServer, seconds: float = 60) -> None:
-        self.url = f"{lb.frontend_url}/v1/events"
-        self.deadline = time.monotonic() + seconds
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set() and time.monotonic() < self.deadline:
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as resp:
-                    resp.read()
-            except OSError:
-                self.errors += 1
-            time.sleep(0.01)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 def grows(backend: HttpBackend, seconds: float = 1.0) -> bool:
     before = backend.requests
     time.sleep(seconds)
@@ -71,7 +44,7 @@ def test_depool_stops_traffic_and_repool_brings_it_back(
     lb: HAProxyServer, http_backends: dict[str, HttpBackend]
 ) -> None:
     first, second = http_backends["kafka1001"], http_backends["kafka1002"]
-    with Traffic(lb) as traffic:
+    with Traffic(f"{lb.frontend_url}/v1/events") as traffic:
         assert grows(first)
         assert grows(second)
 
