@@ -115,7 +115,7 @@ def main() -> None:
             )
             assert adhoc["summary"]["topic_count"] == result["summary"]["topic_count"]
             progress("measuring ansible's own per-task cost (ansible.builtin.ping)")
-            ping_times, _ping = timed(lambda: run_ping(), args.runs)
+            ping_times, _ping = timed(run_ping, args.runs)
 
             progress("measuring kafka-topics --describe (TopicCommand)")
             argv = [

@@ -21,6 +21,8 @@ from tests.harness.http_backend import HttpBackend
 from tests.harness.kafka import KafkaCluster, resolve_bundle
 
 VENV_BIN = Path(sys.executable).parent
+# The session cluster also listens for SASL_PLAINTEXT (mechanism PLAIN) with these users.
+SASL_USERS = {"admin": "admin-secret", "operator": "operator-secret"}
 
 # The modules and module_utils import each other as ansible_collections.eventplatform.eventbus.
 ensure_collection_link()
@@ -35,7 +37,12 @@ def kafka_bundle() -> Path:
 def kafka_cluster_session(
     kafka_bundle: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KafkaCluster]:
-    cluster = KafkaCluster(bundle=kafka_bundle, workdir=tmp_path_factory.mktemp("kafka"), size=3)
+    cluster = KafkaCluster(
+        bundle=kafka_bundle,
+        workdir=tmp_path_factory.mktemp("kafka"),
+        size=3,
+        sasl_users=dict(SASL_USERS),
+    )
     try:
         cluster.start()
         yield cluster

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import logging
 import traceback
 
 try:
@@ -85,20 +86,51 @@ def client_config(params):
     return config
 
 
+class _ConnectionErrors(logging.Handler):
+    """Keeps what kafka-python logs while connecting: it raises a bare "Unable to bootstrap"
+    and logs the reason (refused, authentication failed, TLS error) only."""
+
+    def __init__(self):
+        super(_ConnectionErrors, self).__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if "Error" in message or "failed" in message or "refused" in message.lower():
+            self.messages.append(message)
+
+
+def _connection_failure(servers, errors):
+    auth = [m for m in errors if "Authentication failed" in m]
+    if auth:
+        return (
+            "Kafka at %s refused the credentials (%s): check sasl_mechanism, sasl_username and "
+            "sasl_password" % (servers, auth[-1].rsplit(": ", 1)[-1])
+        )
+    causes = [m for m in errors if "Unable to bootstrap" not in m]
+    detail = "; the client's last error: %s" % causes[-1] if causes else ""
+    return (
+        "could not reach any Kafka broker at %s: check that Kafka is running and that "
+        "bootstrap_servers is reachable from this host%s" % (servers, detail)
+    )
+
+
 def admin_client(params):
     if not HAS_KAFKA:
         raise KafkaModuleError("kafka-python is required on the host that runs this module")
     servers = ", ".join(params["bootstrap_servers"])
+    errors = _ConnectionErrors()
+    logger = logging.getLogger("kafka")
+    logger.addHandler(errors)
     try:
         return KafkaAdminClient(**client_config(params))
     except (kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError):
         # kafka-python 3 raises KafkaTimeoutError("Unable to bootstrap ...") when no broker answers
-        raise KafkaModuleError(
-            "could not reach any Kafka broker at %s: check that Kafka is running and that "
-            "bootstrap_servers is reachable from this host" % servers
-        ) from None
+        raise KafkaModuleError(_connection_failure(servers, errors.messages)) from None
     except kafka_errors.KafkaError as err:
         raise KafkaModuleError("connecting to Kafka at %s failed: %s" % (servers, err)) from err
+    finally:
+        logger.removeHandler(errors)
 
 
 def fetch_cluster_metadata(admin, topic_names=None):

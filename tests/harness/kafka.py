@@ -49,6 +49,8 @@ class KafkaNode:
     port: int
     controller_port: int
     data_dir: Path
+    is_voter: bool = True
+    sasl_port: int | None = None
     process: ServerProcess | None = None
 
     @property
@@ -71,12 +73,17 @@ class KafkaCluster:
     size: int = 3
     first_node_id: int = 1
     min_insync_replicas: int = 2
+    # Nodes beyond the first `voters` are broker-only (not KRaft controllers).
+    voters: int | None = None
+    # user -> password: adds a SASL_PLAINTEXT listener (mechanism PLAIN) on every node.
+    sasl_users: dict[str, str] = field(default_factory=dict)
     extra_config: dict[str, str] = field(default_factory=dict)
     jvm_opts: Iterable[str] = DEFAULT_JVM_OPTS
     cluster_id: str = field(default_factory=new_cluster_id)
     nodes: dict[int, KafkaNode] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        voters = self.size if self.voters is None else self.voters
         for i in range(self.size):
             node_id = self.first_node_id + i
             self.nodes[node_id] = KafkaNode(
@@ -84,6 +91,8 @@ class KafkaCluster:
                 port=free_port(),
                 controller_port=free_port(),
                 data_dir=self.workdir / f"node{node_id}",
+                is_voter=i < voters,
+                sasl_port=free_port() if self.sasl_users else None,
             )
 
     # -- addresses ------------------------------------------------------------------
@@ -91,24 +100,37 @@ class KafkaCluster:
     def bootstrap_servers(self) -> str:
         return ",".join(node.bootstrap for node in self.nodes.values())
 
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        return ",".join(f"{LOOPBACK}:{n.sasl_port}" for n in self.nodes.values())
+
     def bootstrap_servers_except(self, node_id: int) -> str:
         return ",".join(n.bootstrap for n in self.nodes.values() if n.node_id != node_id)
 
     # -- configuration ----------------------------------------------------------------
     def _server_properties(self, node: KafkaNode) -> str:
         voters = ",".join(
-            f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in self.nodes.values()
+            f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in self.nodes.values() if n.is_voter
         )
         replication = min(self.size, 3)
+        listeners = [f"PLAINTEXT://{LOOPBACK}:{node.port}"]
+        advertised = [f"PLAINTEXT://{LOOPBACK}:{node.port}"]
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        if node.is_voter:
+            listeners.append(f"CONTROLLER://{LOOPBACK}:{node.controller_port}")
+        if node.sasl_port:
+            listeners.append(f"SASL_PLAINTEXT://{LOOPBACK}:{node.sasl_port}")
+            advertised.append(f"SASL_PLAINTEXT://{LOOPBACK}:{node.sasl_port}")
+            protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
         props = {
-            "process.roles": "broker,controller",
+            "process.roles": "broker,controller" if node.is_voter else "broker",
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{LOOPBACK}:{node.port},CONTROLLER://{LOOPBACK}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{node.port}",
+            "listeners": ",".join(listeners),
+            "advertised.listeners": ",".join(advertised),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": str(node.data_dir / "data"),
             "num.partitions": "1",
             "default.replication.factor": str(replication),
@@ -123,9 +145,23 @@ class KafkaCluster:
             "num.io.threads": "2",
             "background.threads": "2",
             "log.cleaner.enable": "false",
+            **self._sasl_properties(),
             **self.extra_config,
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _sasl_properties(self) -> dict[str, str]:
+        if not self.sasl_users:
+            return {}
+        users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+        admin, password = next(iter(self.sasl_users.items()))
+        return {
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{admin}" password="{password}" {users};'
+            ),
+        }
 
     def _java(self, main_class: str, *args: str) -> list[str]:
         log_config = self.bundle / "config" / "log4j2.properties"
