@@ -13,10 +13,11 @@ help:
 	@echo "make kafka-bundle resolve the pinned Kafka jars from Maven Central (cached, checksummed)"
 	@echo "make build       build the collection tarball into build/"
 
-$(BIN)/ansible: requirements/controller.lock
+$(BIN)/ansible: requirements/controller.lock files/eventbus/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
 	$(BIN)/pip install -q --require-virtualenv -r requirements/controller.lock
+	$(BIN)/pip install -q --require-virtualenv --no-deps -e files/eventbus
 	touch $@
 
 venv: $(BIN)/ansible
