@@ -1,0 +1,130 @@
+"""Several workers on one port; a crashed worker is restarted; SIGTERM under load loses no
+acknowledged event and the service exits 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness._net import free_port, wait_until
+from tests.harness.kafka import KafkaCluster
+from tests.service.conftest import (
+    Service,
+    consume_ids,
+    make_event,
+    service_config,
+    start_service,
+    stop_service,
+)
+
+
+@pytest.fixture
+def two_workers(
+    kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
+) -> Iterator[Service]:
+    port = free_port()
+    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
+    service = start_service(tmp_path, config, port)
+    yield service
+    stop_service(service)
+
+
+def worker_pids(service: Service) -> set[int]:
+    assert service.process is not None
+    children = (
+        Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children").read_text().split()
+    )
+    return {int(pid) for pid in children}
+
+
+def test_two_workers_share_the_port_and_a_crashed_one_is_replaced(two_workers: Service) -> None:
+    wait_until(lambda: len(worker_pids(two_workers)) == 2, 20, "two workers")
+    before = worker_pids(two_workers)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: len(worker_pids(two_workers)) == 2 and victim not in worker_pids(two_workers),
+        30,
+        "a new worker",
+    )
+    wait_until(lambda: two_workers.request("GET", "/healthz").status == 200, 20, "healthy again")
+    assert all(two_workers.post(make_event()).status == 201 for _ in range(10))
+    assert "restarting in" in two_workers.log()
+
+
+class Load:
+    """Clients posting single events as fast as they can, recording what was acknowledged."""
+
+    def __init__(self, url: str, clients: int = 6, seconds: float = 60) -> None:
+        self.url = url + "/v1/events"
+        self.deadline = time.monotonic() + seconds
+        self.acked: list[str] = []
+        self.refused = 0
+        self.other: list[int] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def _client(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self.deadline:
+            event = make_event()
+            req = urllib.request.Request(self.url, data=json.dumps(event).encode(), method="POST")
+            req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as err:
+                status = err.code
+            except OSError:
+                with self._lock:
+                    self.refused += 1  # the service stopped listening: nothing was acknowledged
+                time.sleep(0.01)
+                continue
+            with self._lock:
+                if status == 201:
+                    self.acked.append(event["meta"]["id"])
+                else:
+                    self.other.append(status)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(40)
+
+
+def test_sigterm_under_load_loses_no_acknowledged_event(
+    two_workers: Service, kafka_cluster: KafkaCluster
+) -> None:
+    assert two_workers.process is not None
+    with Load(two_workers.url) as load:
+        wait_until(lambda: len(load.acked) >= 200, 30, "load flowing")
+        started = time.monotonic()
+        two_workers.process.send_signal(signal.SIGTERM)
+        code = two_workers.process.wait(40)
+        stopped_in = time.monotonic() - started
+        time.sleep(0.5)
+    two_workers.process = None
+    assert code == 0
+    assert stopped_in < 15
+    assert load.other == []  # no 5xx while stopping
+    in_kafka = set(consume_ids(kafka_cluster, "eqiad.test.event", 5000))
+    missing = [event_id for event_id in load.acked if event_id not in in_kafka]
+    print(
+        f"acknowledged {len(load.acked)}, refused after stop {load.refused}, missing {len(missing)}"
+    )
+    assert missing == []
+    assert "stopping 2 worker(s) gracefully" in two_workers.log()
