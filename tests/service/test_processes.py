@@ -57,7 +57,7 @@ def test_two_workers_share_the_port_and_a_crashed_one_is_replaced(two_workers: S
         "a new worker",
     )
     wait_until(lambda: two_workers.request("GET", "/healthz").status == 200, 20, "healthy again")
-    assert all(two_workers.post(make_event()).status == 201 for _ in range(10))
+    assert all(two_workers.post(make_event()).status == 201 for _attempt in range(10))
     assert "restarting in" in two_workers.log()
 
 
@@ -72,7 +72,7 @@ class Load:
         self.other: list[int] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _client in range(clients)]
 
     def _client(self) -> None:
         while not self._stop.is_set() and time.monotonic() < self.deadline:

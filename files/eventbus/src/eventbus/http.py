@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from eventbus import metrics, openapi
 from eventbus.config import Config
 from eventbus.failed_events import FailedEventsLog
 from eventbus.intake import Intake
@@ -47,6 +48,27 @@ class AccessLogger(AbstractAccessLogger):
             request.path_qs,
             request.remote,
             time * 1000,
+        )
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    started = time.perf_counter()
+    metrics.IN_FLIGHT.inc()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics.IN_FLIGHT.dec()
+        route = (
+            request.match_info.route.resource.canonical
+            if request.match_info.route.resource
+            else "unmatched"
+        )
+        metrics.REQUESTS.labels(request.method, route, str(status)).observe(
+            time.perf_counter() - started
         )
 
 
@@ -100,6 +122,15 @@ async def test_event(request: web.Request) -> web.Response:
     return json_response(result.body(), result.status)
 
 
+async def get_metrics(request: web.Request) -> web.Response:
+    body, content_type = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return json_response(openapi.document())
+
+
 async def list_topics(request: web.Request) -> web.Response:
     config = request.app[INTAKE].config
     rules = [
@@ -127,7 +158,9 @@ async def get_schema(request: web.Request) -> web.Response:
 
 
 def create_app(config: Config, producer: EventProducer | None = None) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[errors_middleware])
+    app = web.Application(
+        client_max_size=config.max_body_bytes, middlewares=[metrics_middleware, errors_middleware]
+    )
     producer = producer or EventProducer(config.kafka)
     schemas = SchemaRepository(config.schema_repositories)
     failed = FailedEventsLog(config.failed_events_log)
@@ -150,4 +183,6 @@ def create_app(config: Config, producer: EventProducer | None = None) -> web.App
     app.router.add_get("/v1/topics", list_topics)
     app.router.add_get("/v1/schemas", list_schemas)
     app.router.add_get("/v1/schemas/{uri:.+}", get_schema)
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/openapi.json", get_openapi)
     return app

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from eventbus import metrics
 from eventbus.config import Config, StreamRule
 from eventbus.failed_events import FailedEventsLog, event_error
 from eventbus.producer import EventProducer, KafkaUnavailableError, UnknownTopicError
@@ -194,7 +195,13 @@ class Intake:
         failures.extend(produce_failures)
         self.failed.write(failures)
         outcomes.sort(key=lambda o: o.index)
+        self._count(outcomes)
         return IntakeResult(self._status(outcomes), outcomes)
+
+    @staticmethod
+    def _count(outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            metrics.EVENTS.labels(outcome.topic or "-", outcome.status).inc()
 
     async def _produce_and_log(self, valid: list[ValidEvent], raw_single: str | None) -> None:
         """hasty=true: the client has its 202; failures still go to the log."""

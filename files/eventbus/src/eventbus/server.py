@@ -14,21 +14,38 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from eventbus import config as config_module
+from eventbus import metrics
 from eventbus.http import INTAKE, AccessLogger, create_app
 from eventbus.schemas import SchemaRepository
 
 log = logging.getLogger("eventbus.server")
 RESTART_BACKOFF_MAX = 10.0
+
+
+class BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs a malformed request (bad header bytes, ...) with a traceback; it is the
+    client's error, answered 400: one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BadHttpMessage):
+            record.msg = "bad HTTP request answered 400: %s"
+            record.args = (str(record.exc_info[1]).splitlines()[0],)
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def listening_socket(address: str, port: int) -> socket.socket:
@@ -105,6 +122,14 @@ class Supervisor:
         self.forward(signal.SIGTERM)
 
     def run(self) -> int:
+        metrics_dir = tempfile.mkdtemp(prefix="eventbus-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers
+        try:
+            return self._run()
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGHUP, lambda s, f: self.forward(signal.SIGHUP))
@@ -123,6 +148,7 @@ class Supervisor:
                         child.kill()
                     continue
                 del self.children[pid]
+                metrics.worker_exited(pid)
                 if self.stopping:
                     status = status or code
                     continue
@@ -145,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s (%(processName)s %(process)d) %(name)s: %(message)s",
     )
+    logging.getLogger("aiohttp.server").addFilter(BadRequestsInOneLine())
     try:
         config = config_module.load(args.config)
     except config_module.ConfigError as err:
