@@ -14,20 +14,16 @@ from typing import Any
 import yaml
 
 DEFAULT_PATH = Path("/etc/eventbus/config.yaml")
-# Producer settings passed through to kafka-python, with the types they must have.
+# Producer settings passed through to aiokafka's AIOKafkaProducer, with their types. The
+# request timeout is kafka.produce_timeout; idempotence stays off (see producer.py).
 PRODUCER_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "acks": (str, int),
     "linger_ms": int,
-    "batch_size": int,
+    "max_batch_size": int,
     "compression_type": (str, type(None)),
-    "max_in_flight_requests_per_connection": int,
-    "request_timeout_ms": int,
-    "retries": int,
     "retry_backoff_ms": int,
     "max_request_size": int,
-    "buffer_memory": int,
-    "enable_idempotence": bool,
-    "delivery_timeout_ms": int,
+    "metadata_max_age_ms": int,
 }
 SECURITY_SETTINGS: dict[str, type] = {
     "security_protocol": str,

@@ -104,7 +104,7 @@ class Intake:
                 return rule
         raise InvalidEventError(f"topic {topic} is not accepted by this service")
 
-    def validate(self, index: int, event: Any) -> ValidEvent:
+    def validate(self, index: int, event: Any, raw: bytes | None = None) -> ValidEvent:
         if not isinstance(event, dict):
             raise InvalidEventError("an event must be a JSON object")
         meta = event.get("meta")
@@ -142,7 +142,7 @@ class Intake:
             id=_event_id(event),
             topic=f"{self.config.datacenter}.{topic}",
             key=key,
-            value=orjson.dumps(event),
+            value=raw if raw is not None else orjson.dumps(event),
             schema=schema_uri,
         )
 
@@ -169,7 +169,7 @@ class Intake:
         failures: list[dict[str, Any]] = []
         for index, event in enumerate(events):
             try:
-                item = self.validate(index, event)
+                item = self.validate(index, event, body if raw_single is not None else None)
             except InvalidEventError as err:
                 outcomes.append(Outcome(index, _event_id(event), INVALID, str(err)))
                 raw = raw_single if raw_single is not None else orjson.dumps(event).decode()
@@ -200,8 +200,12 @@ class Intake:
 
     @staticmethod
     def _count(outcomes: list[Outcome]) -> None:
+        counts: dict[tuple[str, str], int] = {}
         for outcome in outcomes:
-            metrics.EVENTS.labels(outcome.topic or "-", outcome.status).inc()
+            label = (outcome.topic or "-", outcome.status)
+            counts[label] = counts.get(label, 0) + 1
+        for (topic, status), n in counts.items():
+            metrics.EVENTS.labels(topic, status).inc(n)
 
     async def _produce_and_log(self, valid: list[ValidEvent], raw_single: str | None) -> None:
         """hasty=true: the client has its 202; failures still go to the log."""
@@ -211,12 +215,10 @@ class Intake:
     async def _produce_all(
         self, valid: list[ValidEvent], raw_single: str | None
     ) -> tuple[list[Outcome], list[dict[str, Any]]]:
-        results = await asyncio.gather(
-            *(self.producer.produce(v.topic, v.value, v.key) for v in valid), return_exceptions=True
-        )
+        results = await self.producer.produce_many([(v.topic, v.value, v.key) for v in valid])
         outcomes, failures = [], []
         for item, result in zip(valid, results, strict=True):
-            if not isinstance(result, BaseException):
+            if not isinstance(result, Exception):
                 outcomes.append(Outcome(item.index, item.id, ACCEPTED, topic=item.topic))
                 continue
             raw = raw_single if raw_single is not None else item.value.decode()

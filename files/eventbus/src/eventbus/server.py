@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
@@ -76,6 +77,7 @@ def reload(app: web.Application, path: Path) -> None:
 
 def run_worker(path: Path) -> None:
     config = config_module.load(path)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # libuv's loop: faster I/O
     app = create_app(config)
 
     async def on_startup(app: web.Application) -> None:

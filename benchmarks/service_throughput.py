@@ -1,0 +1,161 @@
+"""Benchmark: the eventbus service, one worker process, against a replicated cluster.
+
+Side by side in one run, on a real 3-broker KRaft cluster (replication factor 3,
+min.insync.replicas 2, acks=all):
+
+  * single-event POSTs, 16 concurrent keep-alive connections (wrk), one worker process:
+    requests/s and mean latency, against the 2016 figures (4425 requests/s, 3.6 ms);
+  * 100-event batches the same way: events/s;
+  * the service's Kafka client (aiokafka) producing the same events directly from one
+    process (acks=all): events/s; kafka-python the same way, for reference.
+
+Run:  .venv/bin/python -m benchmarks.service_throughput [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+
+from tests.harness._net import free_port
+from tests.harness.kafka import KafkaCluster, resolve_bundle
+from tests.service.conftest import make_event, service_config, start_service, stop_service
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("{body}"):read("*a")
+"""
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wrk(
+    url: str, body: bytes, seconds: int, workdir: Path, connections: int = 16
+) -> dict[str, float]:
+    body_file = workdir / f"body-{len(body)}.json"
+    body_file.write_bytes(body)
+    script = workdir / f"post-{len(body)}.lua"
+    script.write_text(WRK_SCRIPT.replace("{body}", str(body_file)))
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[latency.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "rps": rps,
+        "latency_ms": float(latency.group(1)) * scale,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def direct_aiokafka(bootstrap: str, value: bytes, count: int) -> float:
+    """The service's own client producing directly from one process: send all, await all."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> float:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+        await producer.start()
+        try:
+            await asyncio.gather(
+                *[await producer.send("eqiad.test.event", value) for _ in range(100)]
+            )
+            started = time.perf_counter()
+            futures = [await producer.send("eqiad.test.event", value) for _event in range(count)]
+            await asyncio.gather(*futures)
+            return count / (time.perf_counter() - started)
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
+
+
+def direct_produce(bootstrap: str, value: bytes, count: int) -> float:
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=1)
+    for _warm in range(100):
+        producer.send("eqiad.test.event", value)
+    producer.flush()
+    started = time.perf_counter()
+    for _event in range(count):
+        producer.send("eqiad.test.event", value)
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument(
+        "--linger-ms", type=int, default=None, help="override the producer's linger_ms"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-eventbus-") as tmp:
+        tmp_path = Path(tmp)
+        cluster = KafkaCluster(bundle=resolve_bundle(), workdir=tmp_path / "kafka", size=3)
+        progress("starting a 3-broker KRaft cluster")
+        cluster.start()
+        service = None
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+            admin.create_topics([NewTopic("eqiad.test.event", 1, 3)])
+            admin.close()
+            port = free_port()
+            config = service_config(
+                tmp_path, cluster.bootstrap_servers, port, max_body_bytes=1_048_576
+            )
+            service = start_service(tmp_path, config, port)
+            url = f"{service.url}/v1/events"
+            single = json.dumps(make_event(test="benchmark")).encode()
+            batch = json.dumps([make_event(test="benchmark") for _ in range(100)]).encode()
+            progress("warming up")
+            wrk(url, single, 3, tmp_path)
+            progress(f"single-event POSTs for {args.seconds}s")
+            one = wrk(url, single, args.seconds, tmp_path)
+            progress(f"100-event POSTs for {args.seconds}s")
+            hundred = wrk(url, batch, args.seconds, tmp_path)
+            progress("aiokafka and kafka-python producing directly from one process")
+            direct = direct_aiokafka(cluster.bootstrap_servers, single, 100_000)
+            direct_kp = direct_produce(cluster.bootstrap_servers, single, 100_000)
+        finally:
+            if service is not None:
+                stop_service(service)
+            cluster.stop()
+
+    batch_events = hundred["rps"] * 100
+    print("eventbus service, 1 worker, 16 keep-alive connections, acks=all, RF 3, min ISR 2")
+    print(
+        f"  single event : {one['rps']:8.0f} requests/s, mean latency {one['latency_ms']:.2f} ms, "
+        f"non-2xx {one['non2xx']}   (2016: 4425 requests/s, 3.6 ms)"
+    )
+    print(
+        f"  100 events   : {batch_events:8.0f} events/s ({hundred['rps']:.0f} requests/s, "
+        f"mean latency {hundred['latency_ms']:.2f} ms, non-2xx {hundred['non2xx']})"
+    )
+    print(f"  aiokafka (the service's client) direct, one process: {direct:8.0f} events/s")
+    print(f"  kafka-python direct, one process (reference)      : {direct_kp:8.0f} events/s")
+    print(f"  ratio service batches / same client direct: {batch_events / direct:.2f}")
+    print(f"  ratio single-event requests/s / 4425: {one['rps'] / 4425:.2f}")
+
+
+if __name__ == "__main__":
+    main()
