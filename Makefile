@@ -46,7 +46,7 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 integration: venv kafka-bundle
-	$(BIN)/pytest tests/smoke tests/integration
+	$(BIN)/pytest tests/smoke tests/integration tests/service
 
 build: venv
 	mkdir -p build && $(BIN)/ansible-galaxy collection build --force --output-path build .

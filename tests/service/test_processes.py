@@ -72,7 +72,9 @@ class Load:
         self.other: list[int] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _client in range(clients)]
+        self._threads = [
+            threading.Thread(target=self._client, daemon=True) for _client in range(clients)
+        ]
 
     def _client(self) -> None:
         while not self._stop.is_set() and time.monotonic() < self.deadline:
