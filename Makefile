@@ -5,13 +5,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help venv lock kafka-bundle lint ruff ansible-lint sanity unit integration test build clean
+.PHONY: help venv lock kafka-bundle lint ruff ansible-lint sanity unit integration test build clean \
+	lab-up lab-down lab-status
 
 help:
 	@echo "make test        lint, ansible-test sanity, unit and integration tests (real Kafka/etcd/HAProxy)"
 	@echo "make venv        create $(VENV) from requirements/controller.lock"
 	@echo "make kafka-bundle resolve the pinned Kafka jars from Maven Central (cached, checksummed)"
 	@echo "make build       build the collection tarball into build/"
+	@echo "make lab-up      boot the local lab of inventories/lab (root); lab-status, lab-down"
 
 $(BIN)/ansible: requirements/controller.lock files/eventbus/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +36,7 @@ kafka-bundle:
 
 ruff: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check plugins tests
+	$(BIN)/ruff format --check plugins tests scripts benchmarks files/eventbus
 
 ansible-lint: venv
 	$(BIN)/ansible-lint --offline --strict
@@ -53,6 +55,15 @@ build: venv
 
 test: ruff ansible-lint sanity
 	$(BIN)/pytest tests
+
+lab-up: venv
+	$(BIN)/python scripts/lab.py up
+
+lab-status: venv
+	$(BIN)/python scripts/lab.py status
+
+lab-down: venv
+	$(BIN)/python scripts/lab.py down
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

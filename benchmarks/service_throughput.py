@@ -76,7 +76,7 @@ def direct_aiokafka(bootstrap: str, value: bytes, count: int) -> float:
         await producer.start()
         try:
             await asyncio.gather(
-                *[await producer.send("eqiad.test.event", value) for _ in range(100)]
+                *[await producer.send("eqiad.test.event", value) for _warmup in range(100)]
             )
             started = time.perf_counter()
             futures = [await producer.send("eqiad.test.event", value) for _event in range(count)]
@@ -126,7 +126,7 @@ def main() -> None:
             service = start_service(tmp_path, config, port)
             url = f"{service.url}/v1/events"
             single = json.dumps(make_event(test="benchmark")).encode()
-            batch = json.dumps([make_event(test="benchmark") for _ in range(100)]).encode()
+            batch = json.dumps([make_event(test="benchmark") for _warmup in range(100)]).encode()
             progress("warming up")
             wrk(url, single, 3, tmp_path)
             progress(f"single-event POSTs for {args.seconds}s")

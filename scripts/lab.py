@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The local lab: real hosts for the roles and playbooks, on this machine.
 
     lab.py up        build (once) and boot every host of inventories/lab; idempotent
@@ -272,7 +271,7 @@ def nspawn_prerequisites() -> None:
         "dir": lambda p: p.mkdir(),
         "chr": lambda p: os.mknod(p, 0o000 | 0o020000, os.makedev(0, 0)),
         "blk": lambda p: os.mknod(p, 0o000 | 0o060000, os.makedev(0, 0)),
-        "fifo": lambda p: os.mkfifo(p),
+        "fifo": os.mkfifo,
         "sock": lambda p: socket.socket(socket.AF_UNIX).bind(str(p)),
     }
     for name, make in nodes.items():
