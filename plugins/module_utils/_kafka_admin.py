@@ -14,6 +14,9 @@ __metaclass__ = type
 
 import logging
 import traceback
+from contextlib import contextmanager
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     from kafka import KafkaAdminClient
@@ -59,6 +62,32 @@ KAFKA_CONNECTION_REQUIRED_IF = [
     ("security_protocol", "SASL_PLAINTEXT", ("sasl_mechanism", "sasl_username", "sasl_password")),
     ("security_protocol", "SASL_SSL", ("sasl_mechanism", "sasl_username", "sasl_password")),
 ]
+
+
+def kafka_module(argument_spec):
+    """An AnsibleModule with the shared Kafka connection options added to ``argument_spec``;
+    fails at once, saying what to install, when kafka-python is missing."""
+    spec = kafka_connection_argspec()
+    spec.update(argument_spec)
+    module = AnsibleModule(
+        argument_spec=spec,
+        required_together=KAFKA_CONNECTION_REQUIRED_TOGETHER,
+        required_if=KAFKA_CONNECTION_REQUIRED_IF,
+        supports_check_mode=True,
+    )
+    if not HAS_KAFKA:
+        module.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_IMPORT_ERROR)
+    return module
+
+
+@contextmanager
+def admin_session(params):
+    """An admin client for the module's connection options, closed afterwards."""
+    admin = admin_client(params)
+    try:
+        yield admin
+    finally:
+        admin.close()
 
 
 def client_config(params):

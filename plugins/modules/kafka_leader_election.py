@@ -118,15 +118,10 @@ failed_partitions:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_admin import (
-    HAS_KAFKA,
-    KAFKA_CONNECTION_REQUIRED_IF,
-    KAFKA_CONNECTION_REQUIRED_TOGETHER,
-    KAFKA_IMPORT_ERROR,
     KafkaModuleError,
-    admin_client,
-    kafka_connection_argspec,
+    admin_session,
+    kafka_module,
 )
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_election import (
     run_leader_election,
@@ -134,8 +129,7 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_elec
 
 
 def argument_spec():
-    spec = kafka_connection_argspec()
-    spec.update(
+    return dict(
         election_type=dict(type="str", choices=["preferred", "unclean"], default="preferred"),
         topics=dict(type="list", elements="str"),
         partitions=dict(
@@ -147,22 +141,13 @@ def argument_spec():
         ),
         wait_timeout=dict(type="float", default=30.0),
     )
-    return spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_together=KAFKA_CONNECTION_REQUIRED_TOGETHER,
-        required_if=KAFKA_CONNECTION_REQUIRED_IF,
-        supports_check_mode=True,
-    )
-    if not HAS_KAFKA:
-        module.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_IMPORT_ERROR)
+    module = kafka_module(argument_spec())
     params = module.params
     try:
-        admin = admin_client(params)
-        try:
+        with admin_session(params) as admin:
             result = run_leader_election(
                 admin,
                 params["election_type"],
@@ -171,8 +156,6 @@ def main():
                 check_mode=module.check_mode,
                 wait_timeout=params["wait_timeout"],
             )
-        finally:
-            admin.close()
     except KafkaModuleError as err:
         module.fail_json(msg=str(err))
     if result["failed_partitions"]:

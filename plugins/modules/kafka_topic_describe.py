@@ -204,16 +204,11 @@ broker:
       sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_admin import (
-    HAS_KAFKA,
-    KAFKA_CONNECTION_REQUIRED_IF,
-    KAFKA_CONNECTION_REQUIRED_TOGETHER,
-    KAFKA_IMPORT_ERROR,
     KafkaModuleError,
-    admin_client,
+    admin_session,
     fetch_cluster_metadata,
-    kafka_connection_argspec,
+    kafka_module,
 )
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_describe import (
     describe_cluster,
@@ -221,32 +216,19 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_desc
 
 
 def argument_spec():
-    spec = kafka_connection_argspec()
-    spec.update(
+    return dict(
         topics=dict(type="list", elements="str"),
         topic_pattern=dict(type="str"),
         include_internal=dict(type="bool", default=False),
         broker_id=dict(type="int"),
     )
-    return spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_together=KAFKA_CONNECTION_REQUIRED_TOGETHER,
-        required_if=KAFKA_CONNECTION_REQUIRED_IF,
-        supports_check_mode=True,
-    )
-    if not HAS_KAFKA:
-        module.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_IMPORT_ERROR)
-
+    module = kafka_module(argument_spec())
     try:
-        admin = admin_client(module.params)
-        try:
+        with admin_session(module.params) as admin:
             metadata = fetch_cluster_metadata(admin, module.params["topics"])
-        finally:
-            admin.close()
         result = describe_cluster(
             metadata,
             topics=module.params["topics"],

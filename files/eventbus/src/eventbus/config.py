@@ -105,6 +105,18 @@ def _positive(data: dict[str, Any], key: str, default: float, kind: type = int) 
     return kind(value)
 
 
+def _settings(data: dict[str, Any], section: str, known: dict[str, Any]) -> dict[str, Any]:
+    """A kafka.<section> mapping whose keys must be known and of their type."""
+    values = dict(data.get(section) or {})
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"config key kafka.{section}.{key}: unknown; known: " + ", ".join(sorted(known))
+            )
+        _typed(value, known[key], f"kafka.{section}.{key}", "of the right type")
+    return values
+
+
 def _kafka(data: Any) -> KafkaSettings:
     if not isinstance(data, dict):
         raise ConfigError("config key kafka: must be a mapping")
@@ -118,29 +130,13 @@ def _kafka(data: Any) -> KafkaSettings:
             "config key kafka.bootstrap_servers: must be a non-empty list of host:port, "
             f"got {servers!r}"
         )
-    producer = dict(data.get("producer") or {})
-    for key, value in producer.items():
-        if key not in PRODUCER_SETTINGS:
-            raise ConfigError(
-                f"config key kafka.producer.{key}: unknown producer setting; known: "
-                + ", ".join(sorted(PRODUCER_SETTINGS))
-            )
-        _typed(value, PRODUCER_SETTINGS[key], f"kafka.producer.{key}", "of the right type")
+    producer = _settings(data, "producer", PRODUCER_SETTINGS)
     producer.setdefault("acks", "all")
     if producer["acks"] not in ("all", -1, 0, 1):
         raise ConfigError(
             f"config key kafka.producer.acks: must be all, 0 or 1, got {producer['acks']!r}"
         )
-    security = dict(data.get("security") or {})
-    for key, value in security.items():
-        if key not in SECURITY_SETTINGS:
-            raise ConfigError(
-                f"config key kafka.security.{key}: unknown; known: "
-                + ", ".join(sorted(SECURITY_SETTINGS))
-            )
-        _typed(
-            value, SECURITY_SETTINGS[key], f"kafka.security.{key}", SECURITY_SETTINGS[key].__name__
-        )
+    security = _settings(data, "security", SECURITY_SETTINGS)
     timeout = _positive(
         {"kafka.produce_timeout": data.get("produce_timeout", 10.0)},
         "kafka.produce_timeout",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 
 import pytest
 from ansible_collections.eventplatform.eventbus.plugins.modules import (
@@ -66,11 +67,7 @@ def test_kafka_modules_require_bootstrap_servers(run_main):
 
 
 def test_kafka_topic_describe_rejects_a_bad_pattern_before_connecting(run_main, monkeypatch):
-    class NoServer:
-        def close(self):
-            pass
-
-    monkeypatch.setattr(kafka_topic_describe, "admin_client", lambda params: NoServer())
+    monkeypatch.setattr(kafka_topic_describe, "admin_session", lambda params: nullcontext(object()))
     monkeypatch.setattr(
         kafka_topic_describe,
         "fetch_cluster_metadata",
