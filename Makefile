@@ -20,6 +20,8 @@ $(BIN)/ansible: requirements/controller.lock files/eventbus/pyproject.toml
 	$(BIN)/pip install -q --upgrade pip==25.3
 	$(BIN)/pip install -q --require-virtualenv -r requirements/controller.lock
 	$(BIN)/pip install -q --require-virtualenv --no-deps -e files/eventbus
+	mkdir -p build/collections/ansible_collections/eventplatform
+	ln -sfn ../../../.. build/collections/ansible_collections/eventplatform/eventbus
 	touch $@
 
 venv: $(BIN)/ansible

@@ -124,22 +124,22 @@ def run(
 def load_lab() -> Lab:
     inventory = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
     settings = yaml.safe_load((INVENTORY / "group_vars" / "all.yml").read_text())
-    hosts: list[Host] = []
+    merged: dict[str, dict] = {}  # a host may be listed in several groups
 
     def walk(group: dict) -> None:
         for name, hostvars in (group.get("hosts") or {}).items():
-            hostvars = hostvars or {}
-            hosts.append(
-                Host(
-                    name,
-                    hostvars["ansible_host"],
-                    dict(hostvars.get("lab_service_addresses") or {}),
-                )
-            )
+            merged.setdefault(name, {}).update(hostvars or {})
         for child in (group.get("children") or {}).values():
             walk(child or {})
 
     walk(inventory["all"])
+    hosts = []
+    for name, hostvars in merged.items():
+        if "ansible_host" not in hostvars:
+            raise LabError(f"{name}: no ansible_host in {INVENTORY / 'hosts.yml'}")
+        hosts.append(
+            Host(name, hostvars["ansible_host"], dict(hostvars.get("lab_service_addresses") or {}))
+        )
     network = ipaddress.IPv4Interface(settings["lab_bridge_address"]).network
     for host in hosts:
         for address in [host.address, *host.service_addresses.values()]:

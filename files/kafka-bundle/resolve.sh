@@ -3,6 +3,7 @@
 # verify it against the checksums recorded in SHA256SUMS.
 #
 #   files/kafka-bundle/resolve.sh [DEST]       prints DEST (default: $EVENTBUS_OPS_CACHE/kafka-<version>)
+#                                              and packs DEST.tar.gz beside it (what the kafka role pushes)
 #   files/kafka-bundle/resolve.sh --record     re-resolves and rewrites SHA256SUMS (after a version bump)
 #
 # DEST/libs holds the jars, DEST/config/log4j2.properties the logging setup; run a broker with
@@ -17,7 +18,15 @@ dest=${1:-$cache/kafka-$version}
 
 verify() { (cd "$1/libs" && sha256sum --quiet --strict -c "$here/SHA256SUMS") >&2; }
 
+pack() {
+  if [[ ! -f "$1.tar.gz" ]]; then
+    tar -C "$1" -czf "$1.tar.gz.tmp" libs config VERSION
+    mv -f "$1.tar.gz.tmp" "$1.tar.gz"
+  fi
+}
+
 if [[ $record -eq 0 && -f "$dest/.complete" ]] && verify "$dest" 2>/dev/null; then
+  pack "$dest"
   echo "$dest"; exit 0
 fi
 
@@ -38,5 +47,6 @@ diff <(sed 's/^[0-9a-f]*  //' "$here/SHA256SUMS" | sort) <(find "$tmp/libs" -max
 verify "$tmp"
 echo "$version" > "$tmp/VERSION"
 touch "$tmp/.complete"
-rm -rf "$dest"; mv "$tmp" "$dest"
+rm -rf "$dest" "$dest.tar.gz"; mv "$tmp" "$dest"
+pack "$dest"
 echo "$dest"

@@ -4,22 +4,12 @@ lab, reboot for real, and go away cleanly. Needs root, systemd-nspawn and deboot
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
+import base64
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.harness._net import wait_until
-from tests.harness.collection import REPO_ROOT, ansible_env
+from tests.lab.conftest import ansible, lab, needs_lab
 
-LAB = [sys.executable, str(REPO_ROOT / "scripts" / "lab.py")]
-INVENTORY = str(REPO_ROOT / "inventories" / "lab")
 HOSTS = [
     "conf1001.eqiad.wmnet",
     "kafka1001.eqiad.wmnet",
@@ -29,60 +19,11 @@ HOSTS = [
     "kafka2002.codfw.wmnet",
 ]
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("systemd-nspawn") is None,
-    reason="the lab needs root and systemd-nspawn (bash .ci/run installs it)",
-)
-
-
-def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LAB, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def ansible(pattern: str, module: str, args: str = "") -> dict[str, dict]:
-    """Run a module on lab hosts; {host: result}."""
-    argv = [
-        str(Path(sys.executable).parent / "ansible"),
-        "-i",
-        INVENTORY,
-        pattern,
-        "-m",
-        module,
-        "-o",
-    ]
-    if args:
-        argv += ["-a", args]
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, env=ansible_env(), timeout=300, check=False
-    )
-    results = {}
-    for line in proc.stdout.splitlines():
-        host, _sep, rest = line.partition(" | ")
-        status, _sep, payload = rest.partition(" => ")
-        if payload:
-            results[host] = {"status": status, **json.loads(payload)}
-        else:  # command-style one-line output: "host | CHANGED | rc=0 | (stdout) ..."
-            results[host] = {"status": status.split(" | ")[0], "line": rest}
-    return results
-
-
-@pytest.fixture(scope="module")
-def running_lab() -> Iterator[None]:
-    result = lab("up")
-    try:
-        assert result.returncode == 0, result.stdout + result.stderr
-        yield
-    finally:
-        down = lab("down")
-        assert down.returncode == 0, down.stdout + down.stderr
+pytestmark = needs_lab
 
 
 def boot_ids() -> dict[str, str]:
     results = ansible("all", "ansible.builtin.slurp", "src=/proc/sys/kernel/random/boot_id")
-    import base64
-
     return {
         h: base64.b64decode(r["content"]).decode().strip()
         for h, r in results.items()
