@@ -37,8 +37,24 @@ def test_build_install_and_render_docs(tmp_path: Path) -> None:
     assert not [n for n in names if n.startswith(("tests/", ".venv/", "build/", "extensions/"))]
 
     installed = tmp_path / "collections"
-    run(str(BIN / "ansible-galaxy"), "collection", "install", "-p", str(installed), str(tarball))
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(installed)}
+    # As an operator elsewhere would: not this checkout's ansible.cfg, which points at the tree
+    empty_config = tmp_path / "ansible.cfg"
+    empty_config.write_text("[defaults]\n")
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(empty_config),
+        "ANSIBLE_COLLECTIONS_PATH": str(installed),
+    }
+    run(
+        str(BIN / "ansible-galaxy"),
+        "collection",
+        "install",
+        "--force",
+        "-p",
+        str(installed),
+        str(tarball),
+        env=env,
+    )
     listed = json.loads(
         run(str(BIN / "ansible-doc"), "--list", "--json", "eventplatform.eventbus", env=env)
     )

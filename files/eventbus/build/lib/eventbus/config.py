@@ -1,0 +1,249 @@
+"""The service's configuration: one YAML file, validated on load.
+
+A bad file stops the start with a ConfigError whose message names the offending key, e.g.
+``config key kafka.bootstrap_servers: must be a non-empty list of host:port``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PATH = Path("/etc/eventbus/config.yaml")
+# Producer settings passed through to aiokafka's AIOKafkaProducer, with their types. The
+# request timeout is kafka.produce_timeout; idempotence stays off (see producer.py).
+PRODUCER_SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "acks": (str, int),
+    "linger_ms": int,
+    "max_batch_size": int,
+    "compression_type": (str, type(None)),
+    "retry_backoff_ms": int,
+    "max_request_size": int,
+    "metadata_max_age_ms": int,
+}
+SECURITY_SETTINGS: dict[str, type] = {
+    "security_protocol": str,
+    "ssl_cafile": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_password": str,
+    "ssl_check_hostname": bool,
+    "sasl_mechanism": str,
+    "sasl_plain_username": str,
+    "sasl_plain_password": str,
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the key."""
+
+
+@dataclass(frozen=True)
+class StreamRule:
+    """Which topics are accepted: an exact name or a pattern, with the schema title events
+    on them must have and an optional field whose value becomes the Kafka message key."""
+
+    topic: str | None
+    pattern: re.Pattern[str] | None
+    schema_title: str | None
+    partition_key: str | None
+
+    def matches(self, topic: str) -> bool:
+        if self.topic is not None:
+            return topic == self.topic
+        return self.pattern is not None and self.pattern.fullmatch(topic) is not None
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: list[str]
+    producer: dict[str, Any] = field(default_factory=dict)
+    security: dict[str, Any] = field(default_factory=dict)
+    produce_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    datacenter: str
+    kafka: KafkaSettings
+    schema_repositories: list[Path]
+    streams: list[StreamRule]
+    failed_events_log: Path
+    listen_address: str = "0.0.0.0"
+    port: int = 8085
+    num_processes: int = 1
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_events_per_request: int = 10_000
+    shutdown_timeout: float = 30.0
+    test_event: dict[str, Any] | None = None
+
+
+def _require(data: dict[str, Any], key: str, where: str) -> Any:
+    if key not in data:
+        raise ConfigError(f"config key {where}{key}: missing")
+    return data[key]
+
+
+def _typed(value: Any, kinds: type | tuple[type, ...], key: str, what: str) -> Any:
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise ConfigError(f"config key {key}: must be {what}, got {value!r}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"config key {key}: must be {what}, got {value!r}")
+    return value
+
+
+def _positive(data: dict[str, Any], key: str, default: float, kind: type = int) -> Any:
+    value = data.get(key, default)
+    kinds = (int, float) if kind is float else int
+    _typed(value, kinds, key, f"a positive {kind.__name__}")
+    if value <= 0:
+        raise ConfigError(f"config key {key}: must be positive, got {value!r}")
+    return kind(value)
+
+
+def _settings(data: dict[str, Any], section: str, known: dict[str, Any]) -> dict[str, Any]:
+    """A kafka.<section> mapping whose keys must be known and of their type."""
+    values = dict(data.get(section) or {})
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"config key kafka.{section}.{key}: unknown; known: " + ", ".join(sorted(known))
+            )
+        _typed(value, known[key], f"kafka.{section}.{key}", "of the right type")
+    return values
+
+
+def _kafka(data: Any) -> KafkaSettings:
+    if not isinstance(data, dict):
+        raise ConfigError("config key kafka: must be a mapping")
+    servers = _require(data, "bootstrap_servers", "kafka.")
+    if (
+        not isinstance(servers, list)
+        or not servers
+        or not all(isinstance(s, str) and re.fullmatch(r"[^\s:]+:\d+", s) for s in servers)
+    ):
+        raise ConfigError(
+            "config key kafka.bootstrap_servers: must be a non-empty list of host:port, "
+            f"got {servers!r}"
+        )
+    producer = _settings(data, "producer", PRODUCER_SETTINGS)
+    producer.setdefault("acks", "all")
+    if producer["acks"] not in ("all", -1, 0, 1):
+        raise ConfigError(
+            f"config key kafka.producer.acks: must be all, 0 or 1, got {producer['acks']!r}"
+        )
+    security = _settings(data, "security", SECURITY_SETTINGS)
+    timeout = _positive(
+        {"kafka.produce_timeout": data.get("produce_timeout", 10.0)},
+        "kafka.produce_timeout",
+        10.0,
+        float,
+    )
+    return KafkaSettings(servers, producer, security, timeout)
+
+
+def _streams(data: Any) -> list[StreamRule]:
+    if not isinstance(data, list) or not data:
+        raise ConfigError("config key streams: must be a non-empty list of stream rules")
+    rules = []
+    for i, item in enumerate(data):
+        where = f"streams[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"config key {where}: must be a mapping")
+        unknown = set(item) - {"topic", "pattern", "schema_title", "partition_key"}
+        if unknown:
+            raise ConfigError(f"config key {where}.{sorted(unknown)[0]}: unknown")
+        topic, pattern = item.get("topic"), item.get("pattern")
+        if (topic is None) == (pattern is None):
+            raise ConfigError(f"config key {where}: give exactly one of topic or pattern")
+        compiled = None
+        if pattern is not None:
+            try:
+                compiled = re.compile(_typed(pattern, str, f"{where}.pattern", "a string"))
+            except re.error as err:
+                raise ConfigError(
+                    f"config key {where}.pattern: not a regular expression: {err}"
+                ) from err
+        else:
+            _typed(topic, str, f"{where}.topic", "a string")
+        for key in ("schema_title", "partition_key"):
+            if item.get(key) is not None:
+                _typed(item[key], str, f"{where}.{key}", "a string")
+        rules.append(
+            StreamRule(topic, compiled, item.get("schema_title"), item.get("partition_key"))
+        )
+    return rules
+
+
+def parse(data: Any) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError("config: the file must hold a mapping")
+    known = {
+        "listen",
+        "num_processes",
+        "datacenter",
+        "kafka",
+        "schema_repositories",
+        "streams",
+        "failed_events_log",
+        "max_body_bytes",
+        "max_events_per_request",
+        "shutdown_timeout",
+        "test_event",
+    }
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(
+            f"config key {sorted(unknown)[0]}: unknown; known: {', '.join(sorted(known))}"
+        )
+    datacenter = _require(data, "datacenter", "")
+    if not isinstance(datacenter, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", datacenter):
+        raise ConfigError(f"config key datacenter: must be a name like eqiad, got {datacenter!r}")
+    listen = data.get("listen") or {}
+    if not isinstance(listen, dict):
+        raise ConfigError("config key listen: must be a mapping with address and port")
+    port = listen.get("port", 8085)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ConfigError(f"config key listen.port: must be a TCP port, got {port!r}")
+    repos = _require(data, "schema_repositories", "")
+    if not isinstance(repos, list) or not repos or not all(isinstance(r, str) for r in repos):
+        raise ConfigError("config key schema_repositories: must be a non-empty list of directories")
+    for repo in repos:
+        if not Path(repo).is_dir():
+            raise ConfigError(f"config key schema_repositories: {repo} is not a directory")
+    log_path = _require(data, "failed_events_log", "")
+    if not isinstance(log_path, str) or not log_path:
+        raise ConfigError("config key failed_events_log: must be a file path")
+    test_event = data.get("test_event")
+    if test_event is not None and not isinstance(test_event, dict):
+        raise ConfigError("config key test_event: must be an event (a mapping)")
+    return Config(
+        datacenter=datacenter,
+        kafka=_kafka(_require(data, "kafka", "")),
+        schema_repositories=[Path(r) for r in repos],
+        streams=_streams(_require(data, "streams", "")),
+        failed_events_log=Path(log_path),
+        listen_address=str(listen.get("address", "0.0.0.0")),
+        port=port,
+        num_processes=_positive(data, "num_processes", 1),
+        max_body_bytes=_positive(data, "max_body_bytes", 4 * 1024 * 1024),
+        max_events_per_request=_positive(data, "max_events_per_request", 10_000),
+        shutdown_timeout=_positive(data, "shutdown_timeout", 30.0, float),
+        test_event=test_event,
+    )
+
+
+def load(path: Path = DEFAULT_PATH) -> Config:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"config: cannot read {path}: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config: {path} is not valid YAML: {err}") from err
+    return parse(data)

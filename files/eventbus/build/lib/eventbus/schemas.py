@@ -1,0 +1,110 @@
+"""Schema repositories: directories of JSON Schemas, looked up by an event's ``$schema``.
+
+``$schema: /test/event/1.0.0`` (or a full URL whose path is that) is found in the first
+repository holding ``test/event/1.0.0``, ``test/event/1.0.0.yaml`` or ``.json``. Each
+schema is compiled once (fastjsonschema turns it into Python code) and cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import fastjsonschema
+import yaml
+
+SUFFIXES = ("", ".yaml", ".yml", ".json")
+MAX_CACHED = 4096
+
+
+class SchemaNotFoundError(LookupError):
+    pass
+
+
+class SchemaInvalidError(ValueError):
+    """The schema file exists but is not a usable JSON Schema."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    uri: str
+    title: str | None
+    document: dict[str, Any]
+    validate: Callable[[Any], Any]
+    path: Path
+
+
+def relative_path(uri: str) -> PurePosixPath:
+    """The repository-relative path of a schema URI; refuses anything escaping the repo."""
+    path = urlsplit(uri).path if "://" in uri else uri
+    parts = [p for p in PurePosixPath(path).parts if p not in ("/", "")]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise SchemaNotFoundError(f"schema URI {uri!r} does not name a schema")
+    return PurePosixPath(*parts)
+
+
+class SchemaRepository:
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = roots
+        self._cache: OrderedDict[str, Schema | Exception] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, uri: str) -> Schema:
+        with self._lock:
+            cached = self._cache.get(uri)
+            if cached is not None:
+                self._cache.move_to_end(uri)
+        if cached is None:
+            try:
+                cached = self._load(uri)
+            except (SchemaNotFoundError, SchemaInvalidError) as err:
+                cached = err
+            with self._lock:
+                self._cache[uri] = cached
+                while len(self._cache) > MAX_CACHED:
+                    self._cache.popitem(last=False)
+        if isinstance(cached, Exception):
+            raise cached
+        return cached
+
+    def _load(self, uri: str) -> Schema:
+        relative = relative_path(uri)
+        for root in self.roots:
+            for suffix in SUFFIXES:
+                candidate = root / f"{relative}{suffix}"
+                if candidate.is_file():
+                    return self._compile(uri, candidate)
+        raise SchemaNotFoundError(f"schema {uri} not found")
+
+    @staticmethod
+    def _compile(uri: str, path: Path) -> Schema:
+        try:
+            document = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise SchemaInvalidError(f"schema {uri} cannot be read") from err
+        if not isinstance(document, dict):
+            raise SchemaInvalidError(f"schema {uri} is not a JSON Schema object")
+        try:
+            validate = fastjsonschema.compile(document)
+        except fastjsonschema.JsonSchemaDefinitionException as err:
+            raise SchemaInvalidError(f"schema {uri} is not a valid JSON Schema") from err
+        return Schema(uri, document.get("title"), document, validate, path)
+
+    def list_uris(self) -> list[str]:
+        """Every schema file in the repositories, as a URI (``/a/b/1.0.0``)."""
+        found: set[str] = set()
+        for root in self.roots:
+            for path in root.rglob("*"):
+                if path.is_file() and not path.name.startswith("."):
+                    rel = path.relative_to(root).as_posix()
+                    for suffix in SUFFIXES[1:]:
+                        if rel.endswith(suffix):
+                            rel = rel[: -len(suffix)]
+                            break
+                    found.add("/" + rel)
+        return sorted(found)

@@ -1,0 +1,189 @@
+"""``eventbus-service``: a supervisor and its worker processes.
+
+The supervisor starts ``num_processes`` workers, each binding the port with SO_REUSEPORT
+(the kernel spreads connections over them), restarts a worker that dies, and forwards
+signals: SIGTERM/SIGINT stop every worker gracefully (stop accepting, finish each in-flight
+request - which waits for its Kafka acknowledgement - flush the producer, exit 0), SIGHUP
+makes each worker reload its schemas and stream configuration without dropping requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+
+from eventbus import config as config_module
+from eventbus import metrics
+from eventbus.http import INTAKE, AccessLogger, create_app
+from eventbus.schemas import SchemaRepository
+
+log = logging.getLogger("eventbus.server")
+RESTART_BACKOFF_MAX = 10.0
+
+
+class BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs a malformed request (bad header bytes, ...) with a traceback; it is the
+    client's error, answered 400: one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BadHttpMessage):
+            record.msg = "bad HTTP request answered 400: %s"
+            record.args = (str(record.exc_info[1]).splitlines()[0],)
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def listening_socket(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((address, port))
+    sock.listen(1024)
+    sock.set_inheritable(False)
+    return sock
+
+
+def reload(app: web.Application, path: Path) -> None:
+    """SIGHUP: new schemas and streams for the next requests; in-flight ones are untouched."""
+    try:
+        fresh = config_module.load(path)
+    except config_module.ConfigError as err:
+        log.error("reload refused, keeping the running configuration: %s", err)
+        return
+    intake = app[INTAKE]
+    intake.schemas = SchemaRepository(fresh.schema_repositories)
+    intake.config = dataclasses.replace(
+        intake.config, streams=fresh.streams, schema_repositories=fresh.schema_repositories
+    )
+    log.info("reloaded schemas and %d stream rule(s) from %s", len(fresh.streams), path)
+
+
+def run_worker(path: Path) -> None:
+    config = config_module.load(path)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # libuv's loop: faster I/O
+    app = create_app(config)
+
+    async def on_startup(app: web.Application) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app, path)
+
+    app.on_startup.append(on_startup)
+    sock = listening_socket(config.listen_address, config.port)
+    log.info("worker %d listening on %s:%d", os.getpid(), config.listen_address, config.port)
+    web.run_app(
+        app,
+        sock=sock,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("eventbus.access"),
+        shutdown_timeout=config.shutdown_timeout,
+        print=None,
+    )
+    log.info("worker %d stopped", os.getpid())
+
+
+class Supervisor:
+    def __init__(self, path: Path, workers: int, shutdown_timeout: float) -> None:
+        self.path = path
+        self.workers = workers
+        self.shutdown_timeout = shutdown_timeout
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+        self.failures = 0
+
+    def spawn(self) -> None:
+        argv = [sys.executable, "-m", "eventbus.server", "--config", str(self.path), "--worker"]
+        child = subprocess.Popen(argv)
+        self.children[child.pid] = child
+        log.info("started worker %d", child.pid)
+
+    def forward(self, signum: int) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    def stop(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            log.info("stopping %d worker(s) gracefully (signal %d)", len(self.children), signum)
+        self.stopping = True
+        self.forward(signal.SIGTERM)
+
+    def run(self) -> int:
+        metrics_dir = tempfile.mkdtemp(prefix="eventbus-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers
+        try:
+            return self._run()
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, lambda s, f: self.forward(signal.SIGHUP))
+        for _worker in range(self.workers):
+            self.spawn()
+        deadline = None
+        status = 0
+        while self.children:
+            if self.stopping and deadline is None:
+                deadline = time.monotonic() + self.shutdown_timeout + 5
+            for pid, child in list(self.children.items()):
+                code = child.poll()
+                if code is None:
+                    if deadline is not None and time.monotonic() > deadline:
+                        log.error("worker %d did not stop in time; killing it", pid)
+                        child.kill()
+                    continue
+                del self.children[pid]
+                metrics.worker_exited(pid)
+                if self.stopping:
+                    status = status or code
+                    continue
+                self.failures += 1
+                delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** min(self.failures, 5))
+                log.error("worker %d exited with %s; restarting in %.1fs", pid, code, delay)
+                time.sleep(delay)
+                if not self.stopping:
+                    self.spawn()
+            time.sleep(0.1)
+        return status
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="eventbus-service", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=config_module.DEFAULT_PATH)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s (%(processName)s %(process)d) %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.server").addFilter(BadRequestsInOneLine())
+    try:
+        config = config_module.load(args.config)
+    except config_module.ConfigError as err:
+        print(f"eventbus-service: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.worker or config.num_processes == 1:
+        run_worker(args.config)
+        return
+    raise SystemExit(Supervisor(args.config, config.num_processes, config.shutdown_timeout).run())
+
+
+if __name__ == "__main__":
+    main()
