@@ -34,7 +34,7 @@ from kafka import errors as kafka_errors
 from eventbus.config import KafkaSettings
 
 log = logging.getLogger(__name__)
-CATALOG_MAX_AGE = 30.0  # seconds before the topic list is refreshed in the background
+CATALOG_TRUST_KNOWN = 300.0  # seconds a topic seen in the list is trusted without asking again
 CATALOG_MISS_REFRESH = 5.0  # an unknown topic triggers a refresh at most this often
 
 
@@ -84,7 +84,7 @@ class TopicCatalog:
 
     def known(self, topic: str) -> bool | None:
         """True/False from the cached list; None when the list should be refreshed first."""
-        if topic in self._topics and self.age < CATALOG_MAX_AGE * 10:
+        if topic in self._topics and self.age < CATALOG_TRUST_KNOWN:
             return True
         if self._refreshed_at and self.age < CATALOG_MISS_REFRESH:
             return False
