@@ -6,13 +6,15 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help venv lock kafka-bundle lint ruff ansible-lint sanity unit integration test build clean \
-	lab-up lab-down lab-status
+	lab-up lab-down lab-status lab-restart molecule
 
 help:
 	@echo "make test        lint, ansible-test sanity, unit and integration tests (real Kafka/etcd/HAProxy)"
 	@echo "make venv        create $(VENV) from requirements/controller.lock"
 	@echo "make kafka-bundle resolve the pinned Kafka jars from Maven Central (cached, checksummed)"
 	@echo "make build       build the collection tarball into build/"
+	@echo "make lab-restart the main job on the lab: up, converge, rolling restart under load, report (root)"
+	@echo "make molecule    the molecule scenarios on the lab (root)"
 	@echo "make lab-up      boot the local lab of inventories/lab (root); lab-status, lab-down"
 
 $(BIN)/ansible: requirements/controller.lock files/eventbus/pyproject.toml
@@ -38,7 +40,7 @@ kafka-bundle:
 
 ruff: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check plugins tests scripts benchmarks files/eventbus
+	$(BIN)/ruff format --check plugins tests scripts benchmarks files/eventbus files/loadbalancer extensions
 
 ansible-lint: venv
 	$(BIN)/ansible-lint --offline --strict
@@ -57,6 +59,16 @@ build: venv
 
 test: ruff ansible-lint sanity
 	$(BIN)/pytest tests
+	$(MAKE) molecule
+
+# Each scenario creates the lab, converges it and destroys it (extensions/molecule).
+molecule: venv kafka-bundle
+	$(BIN)/molecule test --all
+
+# The main job: bring the lab up, converge it, rolling-restart all four hosts while clients
+# post events to both datacenters, and print the report.
+lab-restart: venv kafka-bundle
+	$(BIN)/python scripts/lab_under_load.py --up --converge --playbook playbooks/rolling_restart.yml
 
 lab-up: venv
 	$(BIN)/python scripts/lab.py up

@@ -36,6 +36,9 @@ class HAProxyServer:
     check_address: str = LOOPBACK
     frontend_port: int = field(default_factory=free_port)
     runtime_port: int = field(default_factory=free_port)
+    # With a state file, HAProxy loads the servers' saved state at start (as the
+    # loadbalancer role configures it), so what the runtime API changed survives restarts.
+    state_file: Path | None = None
     process: ServerProcess | None = None
 
     @property
@@ -55,9 +58,11 @@ class HAProxyServer:
             "inter 500ms fall 2 rise 1 weight 10"
             for name, port in self.servers.items()
         )
+        state_global = f"    server-state-file {self.state_file}\n" if self.state_file else ""
+        state_defaults = "    load-server-state-from-file global\n" if self.state_file else ""
         return f"""\
 global
-    stats socket {self.socket_path} mode 600 level admin
+{state_global}    stats socket {self.socket_path} mode 600 level admin
     stats socket ipv4@{LOOPBACK}:{self.runtime_port} level admin
     stats timeout 30s
     maxconn 512
@@ -68,7 +73,7 @@ defaults
     timeout client 10s
     timeout server 10s
     option http-server-close
-
+{state_defaults}
 frontend {self.backend}_front
     bind {LOOPBACK}:{self.frontend_port}
     default_backend {self.backend}

@@ -148,7 +148,7 @@ def start_service(tmp: Path, config_path: Path, port: int) -> Service:
     log_path = tmp / "service.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "eventbus.server", "--config", str(config_path)],
+            [sys.executable, "-m", "eventbus.service", "--config", str(config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -130,3 +133,49 @@ def test_sigterm_under_load_loses_no_acknowledged_event(
     )
     assert missing == []
     assert "stopping 2 worker(s) gracefully" in two_workers.log()
+
+
+def test_a_reload_during_startup_does_not_kill_the_service(
+    kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
+) -> None:
+    """systemd sends SIGHUP on reload, whenever it comes: a converge that restarts the service
+    and then reloads it signals a process that is still importing its modules."""
+    port = free_port()
+    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's side of Type=notify
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventbus.service", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")},
+    )
+    try:
+        assert notify.recv(100) == b"READY=1"  # systemd holds a reload until then
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # the workers, in every startup stage
+            process.send_signal(signal.SIGHUP)
+            time.sleep(0.05)
+        assert process.poll() is None, f"killed by SIGHUP during startup: {process.returncode}"
+        url = f"http://127.0.0.1:{port}/healthz"
+        wait_until(lambda: urllib.request.urlopen(url, timeout=5).status == 200, 30, "healthy")
+    finally:
+        process.terminate()
+        code = process.wait(30)
+    assert code == 0
+
+
+def test_a_stop_during_startup_exits_0(
+    kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
+) -> None:
+    port = free_port()
+    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventbus.service", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # the supervisor has started its workers; they are still importing
+    process.terminate()
+    assert process.wait(30) == 0

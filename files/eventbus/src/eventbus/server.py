@@ -82,6 +82,7 @@ def run_worker(path: Path) -> None:
 
     async def on_startup(app: web.Application) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app, path)
+        notify_ready()  # only a lone worker has NOTIFY_SOCKET; the supervisor keeps it
 
     app.on_startup.append(on_startup)
     sock = listening_socket(config.listen_address, config.port)
@@ -97,6 +98,25 @@ def run_worker(path: Path) -> None:
     log.info("worker %d stopped", os.getpid())
 
 
+def ignore_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def notify_ready() -> None:
+    """Tell systemd (Type=notify) the service can take signals: a reload queued behind the
+    start waits for this, so it never reaches a process that cannot reload yet."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):  # abstract namespace
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(b"READY=1", address)
+        except OSError as err:
+            log.warning("could not notify systemd at %s: %s", address, err)
+
+
 class Supervisor:
     def __init__(self, path: Path, workers: int, shutdown_timeout: float) -> None:
         self.path = path
@@ -107,8 +127,11 @@ class Supervisor:
         self.failures = 0
 
     def spawn(self) -> None:
-        argv = [sys.executable, "-m", "eventbus.server", "--config", str(self.path), "--worker"]
-        child = subprocess.Popen(argv)
+        argv = [sys.executable, "-m", "eventbus.service", "--config", str(self.path), "--worker"]
+        # The worker starts with SIGHUP ignored (kept across exec) until its reload handler
+        # is installed, so a reload forwarded while it is still starting cannot kill it.
+        env = {key: value for key, value in os.environ.items() if key != "NOTIFY_SOCKET"}
+        child = subprocess.Popen(argv, env=env, preexec_fn=ignore_sighup)
         self.children[child.pid] = child
         log.info("started worker %d", child.pid)
 
@@ -137,6 +160,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, lambda s, f: self.forward(signal.SIGHUP))
         for _worker in range(self.workers):
             self.spawn()
+        notify_ready()
         deadline = None
         status = 0
         while self.children:
@@ -152,7 +176,8 @@ class Supervisor:
                 del self.children[pid]
                 metrics.worker_exited(pid)
                 if self.stopping:
-                    status = status or code
+                    # a worker still starting when the stop came ends by the signal itself
+                    status = status or (0 if code == -signal.SIGTERM else code)
                     continue
                 self.failures += 1
                 delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** min(self.failures, 5))

@@ -1,0 +1,17 @@
+"""Run on a lab host with the eventbus release's Python (it has kafka-python): print, as a
+JSON list, the meta.id of every event in a topic (all partitions, from the beginning).
+
+    kafka_ids.py BROKER TOPIC
+"""
+
+import json
+import sys
+
+from kafka import KafkaConsumer, TopicPartition
+
+consumer = KafkaConsumer(
+    bootstrap_servers=sys.argv[1], consumer_timeout_ms=5000, auto_offset_reset="earliest"
+)
+partitions = consumer.partitions_for_topic(sys.argv[2]) or set()
+consumer.assign([TopicPartition(sys.argv[2], partition) for partition in sorted(partitions)])
+print(json.dumps([json.loads(record.value)["meta"]["id"] for record in consumer]))

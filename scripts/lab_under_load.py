@@ -1,0 +1,177 @@
+"""Run playbooks on the lab while clients post events to both datacenters, then count.
+
+    lab_under_load.py [--up] [--converge] --playbook playbooks/rolling_restart.yml [-e k=v]...
+
+1. ``--up``: bring the lab up (scripts/lab.py up; a no-op when it is up), ``--converge``:
+   converge it with playbooks/site.yml.
+2. Start the load generator (scripts/loadgen.py) against every service address of the lab
+   inventory and let it warm up.
+3. Run each --playbook in turn (with the -e extra vars), each writing its per-host step times.
+4. Stop the load, consume ``<dc>.test.event`` in each datacenter and compare: every event the
+   clients got a 201 for must be in Kafka.
+5. Print the report (events sent, acknowledged, found in Kafka, lost, failed requests; each
+   playbook's exit code, duration and per-host step times) and write it as JSON (--report).
+
+Exits non-zero when a playbook failed, a request failed, or an acknowledged event is lost.
+Needs root (the lab) and the controller environment (make venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+INVENTORY = REPO / "inventories" / "lab"
+BIN = Path(sys.executable).parent
+BUILD = REPO / "build" / "lab"
+RELEASE_PYTHON = "/srv/deployment/eventbus/current/bin/python"
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def lab_layout() -> tuple[dict[str, str], dict[str, str]]:
+    """({dc: service address:port}, {dc: an eventbus host of it}) from inventories/lab."""
+    groups = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["children"]
+    targets, brokers = {}, {}
+    for conf in groups["conf"]["hosts"].values():
+        for name, address in (conf.get("lab_service_addresses") or {}).items():
+            targets[name.split(".")[2]] = f"{address}:8085"
+    for host in sorted(groups["eventbus"]["hosts"]):
+        brokers.setdefault(host.split(".")[1], host)
+    return targets, brokers
+
+
+def ansible_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    }
+
+
+def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, float]:
+    argv = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), playbook]
+    for item in [*extra, f"eventbus_report_file={report}"]:
+        argv += ["-e", item]
+    say(f"running {' '.join(argv[3:])}")
+    started = time.monotonic()
+    code = subprocess.run(argv, cwd=REPO, env=ansible_env(), check=False).returncode
+    return code, time.monotonic() - started
+
+
+def ids_in_kafka(host: str, topic: str) -> set[str]:
+    argv = [
+        str(BIN / "ansible"),
+        "-i",
+        str(INVENTORY),
+        host,
+        "-m",
+        "ansible.builtin.script",
+        "-a",
+        f"{REPO / 'scripts' / 'kafka_ids.py'} {host}:9092 {topic} executable={RELEASE_PYTHON}",
+        "-o",
+    ]
+    out = subprocess.run(
+        argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=True
+    ).stdout
+    payload = json.loads(out.split(" => ", 1)[1])
+    return set(json.loads(payload["stdout"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--up", action="store_true", help="bring the lab up first")
+    parser.add_argument("--converge", action="store_true", help="run playbooks/site.yml first")
+    parser.add_argument("--playbook", action="append", required=True)
+    parser.add_argument("-e", "--extra-vars", action="append", default=[])
+    parser.add_argument("--rate", type=float, default=40.0, help="requests/s per datacenter")
+    parser.add_argument("--report", type=Path, default=BUILD / "report.json")
+    args = parser.parse_args(argv)
+    BUILD.mkdir(parents=True, exist_ok=True)
+
+    if args.up:
+        subprocess.run([sys.executable, str(REPO / "scripts" / "lab.py"), "up"], check=True)
+    if args.converge:
+        code, seconds = run_playbook("playbooks/site.yml", [], BUILD / "site.json")
+        if code:
+            say(f"playbooks/site.yml failed (exit {code}); not starting the load")
+            return code
+        say(f"lab converged in {seconds:.0f}s")
+
+    targets, brokers = lab_layout()
+    load_report = BUILD / "load.json"
+    load = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "loadgen.py"),
+            *(f"--target={dc}={address}" for dc, address in targets.items()),
+            f"--rate={args.rate}",
+            f"--output={load_report}",
+        ]
+    )
+    say(f"load: {args.rate:.0f} events/s to each of {', '.join(targets.values())}")
+    time.sleep(5)
+    runs = []
+    for index, playbook in enumerate(args.playbook):
+        step_report = BUILD / f"{index}-{Path(playbook).stem}.json"
+        step_report.unlink(missing_ok=True)
+        code, seconds = run_playbook(playbook, args.extra_vars, step_report)
+        steps = json.loads(step_report.read_text()) if step_report.exists() else {}
+        runs.append({"playbook": playbook, "exit": code, "seconds": round(seconds, 1), **steps})
+        if code:
+            break
+    time.sleep(3)
+    load.send_signal(signal.SIGTERM)
+    load.wait(120)
+    clients = json.loads(load_report.read_text())["targets"]
+
+    report: dict = {"playbooks": runs, "datacenters": {}}
+    for dc, seen in clients.items():
+        found = ids_in_kafka(brokers[dc], f"{dc}.test.event")
+        acked = set(seen["acknowledged"])
+        report["datacenters"][dc] = {
+            "sent": seen["sent"],
+            "acknowledged": len(acked),
+            "found_in_kafka": len(acked & found),
+            "lost": sorted(acked - found),
+            "failed_requests": seen["failures"],
+        }
+    args.report.write_text(json.dumps(report, indent=2))
+    print_report(report)
+    lost = sum(len(d["lost"]) for d in report["datacenters"].values())
+    failed = sum(len(d["failed_requests"]) for d in report["datacenters"].values())
+    return 1 if lost or failed or any(run["exit"] for run in runs) else 0
+
+
+def print_report(report: dict) -> None:
+    print("\n== Report ==")
+    for run in report["playbooks"]:
+        status = "ok" if run["exit"] == 0 else f"FAILED (exit {run['exit']})"
+        print(f"{run['playbook']}: {status} in {run['seconds']}s")
+        for host, steps in run.get("hosts", {}).items():
+            times = ", ".join(f"{s['step']} {s['seconds']}s" for s in steps) or "not run"
+            total = sum(s["seconds"] for s in steps)
+            print(f"  {host}: {times}" + (f" = {total:.1f}s" if steps else ""))
+    for dc, counts in report["datacenters"].items():
+        print(
+            f"{dc}: sent {counts['sent']}, acknowledged {counts['acknowledged']}, "
+            f"found in Kafka {counts['found_in_kafka']}, lost {len(counts['lost'])}, "
+            f"failed requests {len(counts['failed_requests'])}"
+        )
+        for failure in counts["failed_requests"][:5]:
+            print(f"  failed: {failure}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
