@@ -1,12 +1,14 @@
 """Run playbooks on the lab while clients post events to both datacenters, then count.
 
     lab_under_load.py [--up] [--converge] --playbook playbooks/rolling_restart.yml [-e k=v]...
+        [--playbook "playbooks/reboot.yml -l kafka1001.eqiad.wmnet"]...
 
 1. ``--up``: bring the lab up (scripts/lab.py up; a no-op when it is up), ``--converge``:
    converge it with playbooks/site.yml.
 2. Start the load generator (scripts/loadgen.py) against every service address of the lab
    inventory and let it warm up.
-3. Run each --playbook in turn (with the -e extra vars), each writing its per-host step times.
+3. Run each --playbook in turn (a playbook path, then any ansible-playbook arguments of its
+   own; -e extra vars go to all), each writing its per-host step times; stop at a failure.
 4. Stop the load, consume ``<dc>.test.event`` in each datacenter and compare: every event the
    clients got a 201 for must be in Kafka.
 5. Print the report (events sent, acknowledged, found in Kafka, lost, failed requests; each
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -61,10 +64,10 @@ def ansible_env() -> dict[str, str]:
 
 
 def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, float]:
-    argv = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), playbook]
+    argv = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), *shlex.split(playbook)]
     for item in [*extra, f"eventbus_report_file={report}"]:
         argv += ["-e", item]
-    say(f"running {' '.join(argv[3:])}")
+    say(f"running {shlex.join(argv[3:])}")
     started = time.monotonic()
     code = subprocess.run(argv, cwd=REPO, env=ansible_env(), check=False).returncode
     return code, time.monotonic() - started
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(5)
     runs = []
     for index, playbook in enumerate(args.playbook):
-        step_report = BUILD / f"{index}-{Path(playbook).stem}.json"
+        step_report = BUILD / f"{index}-{Path(shlex.split(playbook)[0]).stem}.json"
         step_report.unlink(missing_ok=True)
         code, seconds = run_playbook(playbook, args.extra_vars, step_report)
         steps = json.loads(step_report.read_text()) if step_report.exists() else {}
