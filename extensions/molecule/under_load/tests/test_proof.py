@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, Lab, datacenter  # extensions/molecule/conftest.py
+from conftest import PROJECT, RELEASE_PYTHON, Lab, datacenter  # extensions/molecule/conftest.py
 
 REPORT = PROJECT / "build" / "lab" / "proof.json"
 BIN = Path(sys.executable).parent
@@ -166,3 +168,38 @@ def test_an_under_replicated_partition_makes_reboot_refuse_first(lab: Lab) -> No
     finally:
         lab.host(stopped).check_output("systemctl start kafka")
     wait_for(lambda: in_sync(lab, "codfw"), 180, "codfw back in sync")
+
+
+def append_event_error(lab: Lab, name: str, raw_event: dict, code: str) -> None:
+    """Append an EventError line to the host's failed-events log, as the service writes it."""
+    script = (
+        "import json; from eventbus.failed_events import event_error; "
+        f"print(json.dumps(event_error({json.dumps(raw_event)!r}, 'from the test', {code!r})))"
+    )
+    lab.host(name).check_output(
+        "runuser -u eventbus -- sh -c "
+        + shlex.quote(
+            f"{RELEASE_PYTHON} -c {shlex.quote(script)} >> /srv/log/eventbus/failed_events.log"
+        )
+    )
+
+
+def test_replay_failed_events_puts_them_in_kafka_and_reports(lab: Lab) -> None:
+    name = "kafka2001.codfw.wmnet"
+    event_id = f"replay-{uuid.uuid4()}"
+    event = {"$schema": "/test/event/1.0.0", "meta": {"topic": "test.event", "id": event_id}}
+    append_event_error(lab, name, event, "produce")  # as during a Kafka outage
+    run = playbook("playbooks/replay_failed_events.yml", "-l", name)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "read 1, produced 1, invalid 0, failed 0" in run.stdout
+    assert event_id in lab.ids_in_kafka("codfw", "test.event")
+    logs = lab.host(name).check_output("ls /srv/log/eventbus")
+    assert "failed_events.log.replayed-" in logs  # set aside: never replayed twice
+
+    invalid = {"$schema": "/test/event/1.0.0", "meta": {"topic": "test.event"}}  # no id
+    append_event_error(lab, name, invalid, "validation")
+    again = playbook("playbooks/replay_failed_events.yml", "-l", name)
+    assert again.returncode != 0
+    assert "read 1, produced 0, invalid 1, failed 0" in again.stdout
+    assert "some events were invalid or could not be produced" in again.stdout
+    assert "failed_events.log.replay-failed-" in lab.host(name).check_output("ls /srv/log/eventbus")
