@@ -14,7 +14,8 @@
 5. Print the report (events sent, acknowledged, found in Kafka, lost, failed requests; each
    playbook's exit code, duration and per-host step times) and write it as JSON (--report).
 
-Exits non-zero when a playbook failed, a request failed, or an acknowledged event is lost.
+Exits 3 when a playbook failed, a request failed, or an acknowledged event is lost (1 is a
+crash of this script).
 Needs root (the lab) and the controller environment (make venv).
 """
 
@@ -56,9 +57,11 @@ def lab_layout() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def ansible_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
     return {
-        **os.environ,
+        **env,
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",  # the ad hoc results are parsed
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
 
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     lost = sum(len(d["lost"]) for d in report["datacenters"].values())
     failed = sum(len(d["failed_requests"]) for d in report["datacenters"].values())
-    return 1 if lost or failed or any(run["exit"] for run in runs) else 0
+    return 3 if lost or failed or any(run["exit"] for run in runs) else 0
 
 
 def print_report(report: dict) -> None:

@@ -77,14 +77,18 @@ class Lab:
             self.host(broker).check_output(f"{RELEASE_PYTHON} -c {code} {broker}:9092 {dc}.{topic}")
         )
 
-    def haproxy_status(self, lb: str) -> dict[str, str]:
-        """HAProxy's status of each server of the eventbus backend (UP, DRAIN, MAINT...)."""
+    def haproxy(self, lb: str, command: str) -> str:
+        """Send one command to HAProxy's runtime API on the load balancer host."""
         code = (
-            "import socket; s = socket.socket(socket.AF_UNIX);"
-            "s.connect('/run/haproxy/admin.sock'); s.sendall(b'show stat\\n');"
+            "import socket, sys; s = socket.socket(socket.AF_UNIX);"
+            "s.connect('/run/haproxy/admin.sock'); s.sendall(sys.argv[1].encode() + b'\\n');"
             "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())"
         )
-        stat = self.host(lb).check_output(f"python3 -c {shlex.quote(code)}")
+        return self.host(lb).check_output(f"python3 -c {shlex.quote(code)} {shlex.quote(command)}")
+
+    def haproxy_status(self, lb: str) -> dict[str, str]:
+        """HAProxy's status of each server of the eventbus backend (UP, DRAIN, MAINT...)."""
+        stat = self.haproxy(lb, "show stat")
         rows = [line.split(",") for line in stat.splitlines() if line.startswith("eventbus,")]
         return {row[1]: row[17] for row in rows if row[1] not in ("FRONTEND", "BACKEND")}
 

@@ -41,7 +41,8 @@ def proof() -> dict:
 
 def playbook(*args: str) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"},
+        "ANSIBLE_NOCOLOR": "1",  # the output is read
         "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
@@ -137,7 +138,8 @@ def test_a_broken_service_stops_the_rolling_restart_there(lab: Lab, tmp_path: Pa
         assert {name: started_at(lab, name) for name in others} == before  # untouched
         assert lab.confctl_get(broken, tmp_path)["pooled"] == "no"
         # drained by the pool agent, and down by its health check
-        assert lab.haproxy_status(lab.loadbalancer("eqiad"))[broken] in ("DRAIN", "DOWN")
+        status = lab.haproxy_status(lab.loadbalancer("eqiad"))[broken]  # e.g. "DRAIN 1/2"
+        assert status.split()[0] in ("DRAIN", "DOWN")
     finally:  # repair, then repool by hand as the message says
         node.check_output("cp /root/config.yaml.good /etc/eventbus/config.yaml")
         node.check_output("systemctl restart eventbus")
@@ -203,3 +205,43 @@ def test_replay_failed_events_puts_them_in_kafka_and_reports(lab: Lab) -> None:
     assert "read 1, produced 0, invalid 1, failed 0" in again.stdout
     assert "some events were invalid or could not be produced" in again.stdout
     assert "failed_events.log.replay-failed-" in lab.host(name).check_output("ls /srv/log/eventbus")
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(lab: Lab) -> None:
+    before = {name: started_at(lab, name) for name in lab.eventbus}
+    run = playbook("playbooks/rolling_restart.yml", "--check")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "rolling restart: 4 host(s)" in run.stdout
+    assert "(check mode: nothing was changed)" in run.stdout
+    assert {name: started_at(lab, name) for name in lab.eventbus} == before
+    for dc in ("eqiad", "codfw"):
+        assert set(lab.haproxy_status(lab.loadbalancer(dc)).values()) == {"UP"}
+
+
+def test_an_operator_depool_is_refused_or_left_alone(lab: Lab) -> None:
+    lb, held = lab.loadbalancer("codfw"), "kafka2002.codfw.wmnet"
+    before = {name: started_at(lab, name) for name in lab.eventbus}
+    lab.haproxy(lb, f"set server eventbus/{held} state maint")  # an operator took it out
+    try:
+        refused = playbook("playbooks/rolling_restart.yml")
+        assert refused.returncode != 0
+        assert f"{held} is depooled in its pool (haproxy), not by this run" in refused.stdout
+        assert {name: started_at(lab, name) for name in lab.eventbus} == before
+
+        other = "kafka1001.eqiad.wmnet"
+        skipped = playbook(
+            "playbooks/rolling_restart.yml",
+            "-l",
+            f"{other},{held}",
+            "-e",
+            "eventbus_skip_depooled=true",
+            "-e",
+            "eventbus_confirm_traffic=false",
+        )
+        assert skipped.returncode == 0, skipped.stdout[-3000:]
+        assert f"{held}: skipped (depooled by an operator, left alone)" in skipped.stdout
+        assert started_at(lab, other) != before[other]  # restarted
+        assert started_at(lab, held) == before[held]  # not touched
+        assert lab.haproxy_status(lb)[held] == "MAINT"  # and not repooled behind their back
+    finally:
+        lab.haproxy(lb, f"set server eventbus/{held} state ready")
