@@ -245,3 +245,22 @@ def test_an_operator_depool_is_refused_or_left_alone(lab: Lab) -> None:
         assert lab.haproxy_status(lb)[held] == "MAINT"  # and not repooled behind their back
     finally:
         lab.haproxy(lb, f"set server eventbus/{held} state ready")
+
+
+def test_rollback_switches_every_host_back_to_the_previous_release(lab: Lab) -> None:
+    version = (PROJECT / "build" / "lab" / "proof-version").read_text().strip()
+    source = (PROJECT / "files" / "eventbus" / "pyproject.toml").read_text()
+    previous = re.search(r'^version = "([^"]+)"', source, re.M).group(1)
+    run = playbook(
+        "playbooks/deploy.yml",
+        "-e",
+        "eventbus_rollback=true",
+        "-e",
+        "eventbus_confirm_traffic=false",
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "rollback: 4 host(s)" in run.stdout
+    for name in lab.eventbus:
+        assert lab.openapi_version(name) == previous, name
+        node = lab.host(name)
+        assert node.file("/srv/deployment/eventbus/previous").linked_to.endswith(f"/{version}")
