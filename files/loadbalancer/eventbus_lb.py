@@ -29,7 +29,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,6 @@ LOG = logging.getLogger("eventbus-lb")
 ADMF_FMAINT = 0x01
 ADMF_FDRAIN = 0x08
 RUNTIME_STATE = {"yes": "ready", "no": "drain", "inactive": "maint"}
-ETCD_INDEX_CLEARED = 401  # etcd v2 errorCode: the waitIndex is older than the kept history
 
 
 class UnavailableError(Exception):
@@ -107,9 +105,8 @@ def desired_state(pool: dict[str, dict], server: str) -> Desired:
     return Desired(state, int(weight) if isinstance(weight, int) else None)
 
 
-def reconcile(haproxy: HAProxy, backend: str, pool: dict[str, dict]) -> list[str]:
-    """Send HAProxy the commands that make the backend match the pool; returns them."""
-    sent = []
+def reconcile(haproxy: HAProxy, backend: str, pool: dict[str, dict]) -> None:
+    """Send HAProxy the commands that make the backend match the pool."""
     for name, server in sorted(haproxy.servers(backend).items()):
         want = desired_state(pool, name)
         commands = []
@@ -123,8 +120,6 @@ def reconcile(haproxy: HAProxy, backend: str, pool: dict[str, dict]) -> list[str
                 LOG.error("HAProxy refused %r: %s", command, answer)
                 continue
             LOG.info("%s (conftool: %s)", command, pool.get(name, "no key"))
-            sent.append(command)
-    return sent
 
 
 class Etcd:
@@ -161,29 +156,21 @@ class Etcd:
                 LOG.error("ignoring %s: its value is not JSON: %r", node["key"], node.get("value"))
         return pool, index
 
-    def wait_for_change(self, after_index: int, timeout: float) -> bool:
-        """Long-poll until something under the pool changes after ``after_index``."""
+    def wait_for_change(self, after_index: int, timeout: float) -> None:
+        """Long-poll until something under the pool changes after ``after_index``, or etcd
+        no longer keeps that index (then the caller re-reads everything anyway), or
+        ``timeout`` passes (a periodic full re-check)."""
         query = {"wait": "true", "recursive": "true", "waitIndex": str(after_index + 1)}
         try:
-            body, _index = self._get(query, timeout)
+            self._get(query, timeout)
         except UnavailableError as err:
-            if isinstance(err.__cause__, TimeoutError):
-                return False  # nothing happened: re-read and re-check anyway
-            raise
-        if body.get("errorCode") == ETCD_INDEX_CLEARED:
-            return True
-        return "node" in body
+            if not isinstance(err.__cause__, TimeoutError):
+                raise
 
 
-def watch(
-    etcd: Etcd,
-    haproxy: HAProxy,
-    backend: str,
-    resync: float,
-    keep_going: Callable[[], bool] = lambda: True,
-) -> None:
+def watch(etcd: Etcd, haproxy: HAProxy, backend: str, resync: float) -> None:
     backoff = 1.0
-    while keep_going():
+    while True:
         try:
             pool, index = etcd.read_pool()
             reconcile(haproxy, backend, pool)
