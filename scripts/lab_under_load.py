@@ -1,10 +1,12 @@
 """Run playbooks on the lab while clients post events to both datacenters, then count.
 
-    lab_under_load.py [--up] [--converge] --playbook playbooks/rolling_restart.yml [-e k=v]...
-        [--playbook "playbooks/reboot.yml -l kafka1001.eqiad.wmnet"]...
+    lab_under_load.py [--up] [--converge] --playbook eventplatform.eventbus.rolling_restart
+        [-e k=v]... [--playbook "eventplatform.eventbus.reboot -l kafka1001.eqiad.wmnet"]...
 
+0. Build the collection's tarball and install it (scripts/install_collection.py): the
+   playbooks run from that installed copy, by FQCN, as a user of the collection runs them.
 1. ``--up``: bring the lab up (scripts/lab.py up; a no-op when it is up), ``--converge``:
-   converge it with playbooks/site.yml.
+   converge it with eventplatform.eventbus.site.
 2. Start the load generator (scripts/loadgen.py) against every service address of the lab
    inventory and let it warm up.
 3. Run each --playbook in turn (a playbook path, then any ansible-playbook arguments of its
@@ -14,8 +16,8 @@
 5. Print the report (events sent, acknowledged, found in Kafka, lost, failed requests; each
    playbook's exit code, duration and per-host step times) and write it as JSON (--report).
 
-Exits 3 when a playbook failed, a request failed, or an acknowledged event is lost (1 is a
-crash of this script).
+Exits 3 when a playbook failed, a request failed, or an acknowledged event is lost; 2 when
+the lab could not be brought up or read (one line says why).
 Needs root (the lab) and the controller environment (make venv).
 """
 
@@ -38,6 +40,11 @@ INVENTORY = REPO / "inventories" / "lab"
 BIN = Path(sys.executable).parent
 BUILD = REPO / "build" / "lab"
 RELEASE_PYTHON = "/srv/deployment/eventbus/current/bin/python"
+COLLECTIONS = Path(os.environ.get("EVENTBUS_COLLECTIONS_PATH", REPO / "build" / "installed"))
+
+
+class LabRunError(Exception):
+    """The run could not go on; the message says what to do."""
 
 
 def say(message: str) -> None:
@@ -61,6 +68,8 @@ def ansible_env() -> dict[str, str]:
     return {
         **env,
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        # the collection as installed from its tarball, not the checkout
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
         "ANSIBLE_NOCOLOR": "1",  # the ad hoc results are parsed
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
@@ -88,17 +97,35 @@ def ids_in_kafka(host: str, topic: str) -> set[str]:
         f"{REPO / 'scripts' / 'kafka_ids.py'} {host}:9092 {topic} executable={RELEASE_PYTHON}",
         "-o",
     ]
-    out = subprocess.run(
-        argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=True
-    ).stdout
-    payload = json.loads(out.split(" => ", 1)[1])
-    return set(json.loads(payload["stdout"]))
+    run = subprocess.run(
+        argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False
+    )
+    try:
+        payload = json.loads(run.stdout.split(" => ", 1)[1])
+        return set(json.loads(payload["stdout"]))
+    except (IndexError, KeyError, ValueError) as err:
+        raise LabRunError(
+            f"could not read {topic} on {host} ({err!r}): {run.stdout.strip()[-300:]}"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except LabRunError as err:
+        print(f"lab_under_load: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lab_under_load: interrupted", file=sys.stderr)
+        return 130
+
+
+def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--up", action="store_true", help="bring the lab up first")
-    parser.add_argument("--converge", action="store_true", help="run playbooks/site.yml first")
+    parser.add_argument(
+        "--converge", action="store_true", help="converge with eventplatform.eventbus.site first"
+    )
     parser.add_argument("--playbook", action="append", required=True)
     parser.add_argument("-e", "--extra-vars", action="append", default=[])
     parser.add_argument("--rate", type=float, default=40.0, help="requests/s per datacenter")
@@ -106,13 +133,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     BUILD.mkdir(parents=True, exist_ok=True)
 
+    installer = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "install_collection.py"), str(COLLECTIONS)],
+        check=False,
+    )
+    if installer.returncode:
+        raise LabRunError("the collection could not be built and installed (see above)")
+    say(f"collection installed from its tarball into {COLLECTIONS}")
     if args.up:
-        subprocess.run([sys.executable, str(REPO / "scripts" / "lab.py"), "up"], check=True)
+        up = subprocess.run([sys.executable, str(REPO / "scripts" / "lab.py"), "up"], check=False)
+        if up.returncode:
+            raise LabRunError("the lab did not come up (see the line above); nothing was run")
     if args.converge:
-        code, seconds = run_playbook("playbooks/site.yml", [], BUILD / "site.json")
+        code, seconds = run_playbook("eventplatform.eventbus.site", [], BUILD / "site.json")
         if code:
-            say(f"playbooks/site.yml failed (exit {code}); not starting the load")
-            return code
+            raise LabRunError(
+                f"eventplatform.eventbus.site failed (exit {code}, see above); "
+                "the load was not started"
+            )
         say(f"lab converged in {seconds:.0f}s")
 
     targets, brokers = lab_layout()
@@ -130,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(5)
     runs = []
     for index, playbook in enumerate(args.playbook):
-        step_report = BUILD / f"{index}-{Path(shlex.split(playbook)[0]).stem}.json"
+        step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
         step_report.unlink(missing_ok=True)
         code, seconds = run_playbook(playbook, args.extra_vars, step_report)
         steps = json.loads(step_report.read_text()) if step_report.exists() else {}
@@ -140,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(3)
     load.send_signal(signal.SIGTERM)
     load.wait(120)
-    clients = json.loads(load_report.read_text())["targets"]
+    try:
+        clients = json.loads(load_report.read_text())["targets"]
+    except (OSError, ValueError, KeyError) as err:
+        raise LabRunError(
+            f"the load generator left no report ({err}); see its output above"
+        ) from None
 
     report: dict = {"playbooks": runs, "datacenters": {}}
     for dc, seen in clients.items():

@@ -13,7 +13,9 @@ dest=$root/build/ansible_collections/eventplatform/eventbus
 
 rm -rf "$dest"
 mkdir -p "$dest"
-(cd "$root" && git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T -) \
+# (not the .collections link back to the checkout: the copy is the collection itself)
+(cd "$root" && git ls-files -z --cached --others --exclude-standard | grep -zv '^\.collections/' \
+  | tar --null -cf - -T -) \
   | tar -xf - -C "$dest"
 cd "$dest"
 git init -q . && git add -A   # ansible-test lists a collection's files through git when it can

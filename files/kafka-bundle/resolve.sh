@@ -20,8 +20,11 @@ verify() { (cd "$1/libs" && sha256sum --quiet --strict -c "$here/SHA256SUMS") >&
 
 pack() {
   if [[ ! -f "$1.tar.gz" ]]; then
-    tar -C "$1" -czf "$1.tar.gz.tmp" libs config VERSION
-    mv -f "$1.tar.gz.tmp" "$1.tar.gz"
+    local partial
+    partial=$(mktemp "$1.tar.gz.XXXXXX")  # concurrent runs each write their own
+    tar -C "$1" -czf "$partial" libs config VERSION
+    chmod 0644 "$partial"
+    mv -f "$partial" "$1.tar.gz"
   fi
 }
 
@@ -30,11 +33,17 @@ if [[ $record -eq 0 && -f "$dest/.complete" ]] && verify "$dest" 2>/dev/null; th
   echo "$dest"; exit 0
 fi
 
+command -v mvn >/dev/null || { echo "resolve.sh: mvn is missing: apt-get install maven (or sudo make prerequisites)" >&2; exit 1; }
 echo "resolving Apache Kafka $version into $dest ..." >&2
 mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "${dest%/}.tmp.XXXXXX")
-trap 'rm -rf "$tmp" "$here/target"' EXIT
-mvn -q -B -f "$here/pom.xml" package -Dbundle.libs="$tmp/libs" >&2
+work=$(mktemp -d)
+trap 'rm -rf "$tmp" "$work"' EXIT
+# Maven writes target/ beside the pom: build from a copy, so that this directory (inside an
+# installed collection, perhaps read-only) is never written to.
+cp "$here/pom.xml" "$work/pom.xml"
+mvn -q -B -f "$work/pom.xml" package -Dbundle.libs="$tmp/libs" >&2 \
+  || { echo "resolve.sh: mvn could not resolve Apache Kafka $version (see above): check the network or Maven's mirror settings" >&2; exit 1; }
 mkdir -p "$tmp/config"
 cp "$here/log4j2.properties" "$tmp/config/"
 if [[ $record -eq 1 ]]; then

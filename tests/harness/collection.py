@@ -1,8 +1,10 @@
 """Make this checkout importable and runnable as the eventplatform.eventbus collection.
 
-Ansible finds collections under ``<path>/ansible_collections/<namespace>/<name>``; a link
-there pointing at the repository root lets the tests run the working tree's modules with
-``ansible`` and import its module_utils, without building and installing a tarball.
+Ansible finds collections under ``<path>/ansible_collections/<namespace>/<name>``; the
+tracked link .collections/ansible_collections/eventplatform/eventbus points at the repository
+root, so the tests run the working tree's modules with ``ansible`` and import its
+module_utils without building and installing a tarball. (What users get, the installed
+tarball, is what scripts/install_collection.py makes; the lab proofs run that.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-COLLECTIONS_PATH = REPO_ROOT / "build" / "collections"
+COLLECTIONS_PATH = REPO_ROOT / ".collections"
 FQCN_PREFIX = "eventplatform.eventbus."
 
 

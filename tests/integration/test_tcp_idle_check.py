@@ -142,22 +142,45 @@ def test_ignored_sources_do_not_count(dr_lb, method: str) -> None:
         assert ignored["count"] == 0
 
 
+def tcpdump_running(port: int) -> bool:
+    """Whether a tcpdump capturing SYNs to ``port`` runs (the module's idle sampler)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"tcpdump") and f"port {port}".encode() in b" ".join(argv):
+            return True
+    return False
+
+
 def test_wait_drained_waits_for_established_connections(dr_lb) -> None:
+    """The module must not return while a connection is established. The test closes the
+    held connection only once the module is seen waiting for it (its idle sampling, a tcpdump,
+    has come and gone; a 2 s window is easy to see), so the proof does not depend on how long
+    Ansible takes to start the module."""
     _lb, backends = dr_lb
     port = backends["kafka1001"].port
     held = socket.create_connection((SERVICE, port))
-    closer = threading.Timer(2.5, held.close)
-    closer.start()
+    outcome: dict = {}
+    module = threading.Thread(
+        target=lambda: outcome.update(
+            idle_check(port=port, destination=SERVICE, wait_drained=True, window=2, timeout=60)
+        ),
+        daemon=True,
+    )
     try:
-        result = idle_check(
-            port=port, destination=SERVICE, wait_drained=True, window=0.5, timeout=10
-        )
+        module.start()
+        wait_until(lambda: tcpdump_running(port), 60, "the module's idle sampling to start")
+        wait_until(lambda: not tcpdump_running(port), 60, "the module's idle sampling to end")
+        time.sleep(2)  # the module now only waits for the held connection
+        assert module.is_alive(), f"returned with a connection still established: {outcome}"
     finally:
-        closer.cancel()
         held.close()
-    assert not result.get("failed"), result.get("msg")
-    assert result["established"] == []
-    assert result["elapsed"] >= 2.0  # it waited for the held connection to close
+    module.join(60)
+    assert not module.is_alive(), "still waiting 60 s after the connection was closed"
+    assert not outcome.get("failed"), outcome.get("msg")
+    assert outcome["established"] == []
 
 
 def test_bad_input_fails_clearly() -> None:

@@ -44,6 +44,8 @@ def playbook(*args: str) -> subprocess.CompletedProcess[str]:
         **{key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"},
         "ANSIBLE_NOCOLOR": "1",  # the output is read
         "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+        # the collection as installed from its tarball (the scenario's dependency step)
+        "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / "build" / "installed"),
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
     return subprocess.run(
@@ -70,9 +72,9 @@ def boot_id(lab: Lab, name: str) -> str:
 def test_the_three_playbooks_ran_and_exited_0(proof: dict) -> None:
     runs = [(run["playbook"].split()[0], run["exit"]) for run in proof["playbooks"]]
     assert runs == [
-        ("playbooks/rolling_restart.yml", 0),
-        ("playbooks/reboot.yml", 0),
-        ("playbooks/deploy.yml", 0),
+        ("eventplatform.eventbus.rolling_restart", 0),
+        ("eventplatform.eventbus.reboot", 0),
+        ("eventplatform.eventbus.deploy", 0),
     ]
     rolling = proof["playbooks"][0]
     assert sorted(rolling["hosts"]) == sorted(Lab("").eventbus)
@@ -128,7 +130,9 @@ def test_a_broken_service_stops_the_rolling_restart_there(lab: Lab, tmp_path: Pa
     node.check_output("cp /etc/eventbus/config.yaml /root/config.yaml.good")
     node.check_output("echo 'port: [' >> /etc/eventbus/config.yaml")  # the service cannot start
     try:
-        run = playbook("playbooks/rolling_restart.yml", "-e", "eventbus_confirm_traffic=false")
+        run = playbook(
+            "eventplatform.eventbus.rolling_restart", "-e", "eventbus_confirm_traffic=false"
+        )
         assert run.returncode != 0
         out = run.stdout
         assert f"rolling restart stopped at {broken}, step 'restart'" in out, out[-3000:]
@@ -159,7 +163,7 @@ def test_an_under_replicated_partition_makes_reboot_refuse_first(lab: Lab) -> No
     lab.host(stopped).check_output("systemctl stop kafka")
     try:
         wait_for(lambda: not in_sync(lab, "codfw"), 60, "an under-replicated partition")
-        run = playbook("playbooks/reboot.yml", "-l", target)
+        run = playbook("eventplatform.eventbus.reboot", "-l", target)
         assert run.returncode != 0
         assert "not healthy enough" in run.stdout, run.stdout[-3000:]
         assert "under-replicated ['codfw." in run.stdout
@@ -191,7 +195,7 @@ def test_replay_failed_events_puts_them_in_kafka_and_reports(lab: Lab) -> None:
     event_id = f"replay-{uuid.uuid4()}"
     event = {"$schema": "/test/event/1.0.0", "meta": {"topic": "test.event", "id": event_id}}
     append_event_error(lab, name, event, "produce")  # as during a Kafka outage
-    run = playbook("playbooks/replay_failed_events.yml", "-l", name)
+    run = playbook("eventplatform.eventbus.replay_failed_events", "-l", name)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "read 1, produced 1, invalid 0, failed 0" in run.stdout
     assert event_id in lab.ids_in_kafka("codfw", "test.event")
@@ -200,7 +204,7 @@ def test_replay_failed_events_puts_them_in_kafka_and_reports(lab: Lab) -> None:
 
     invalid = {"$schema": "/test/event/1.0.0", "meta": {"topic": "test.event"}}  # no id
     append_event_error(lab, name, invalid, "validation")
-    again = playbook("playbooks/replay_failed_events.yml", "-l", name)
+    again = playbook("eventplatform.eventbus.replay_failed_events", "-l", name)
     assert again.returncode != 0
     assert "read 1, produced 0, invalid 1, failed 0" in again.stdout
     assert "some events were invalid or could not be produced" in again.stdout
@@ -209,7 +213,7 @@ def test_replay_failed_events_puts_them_in_kafka_and_reports(lab: Lab) -> None:
 
 def test_check_mode_shows_the_plan_and_changes_nothing(lab: Lab) -> None:
     before = {name: started_at(lab, name) for name in lab.eventbus}
-    run = playbook("playbooks/rolling_restart.yml", "--check")
+    run = playbook("eventplatform.eventbus.rolling_restart", "--check")
     assert run.returncode == 0, run.stdout[-3000:]
     assert "rolling restart: 4 host(s)" in run.stdout
     assert "(check mode: nothing was changed)" in run.stdout
@@ -223,14 +227,14 @@ def test_an_operator_depool_is_refused_or_left_alone(lab: Lab) -> None:
     before = {name: started_at(lab, name) for name in lab.eventbus}
     lab.haproxy(lb, f"set server eventbus/{held} state maint")  # an operator took it out
     try:
-        refused = playbook("playbooks/rolling_restart.yml")
+        refused = playbook("eventplatform.eventbus.rolling_restart")
         assert refused.returncode != 0
         assert f"{held} is depooled in its pool (haproxy), not by this run" in refused.stdout
         assert {name: started_at(lab, name) for name in lab.eventbus} == before
 
         other = "kafka1001.eqiad.wmnet"
         skipped = playbook(
-            "playbooks/rolling_restart.yml",
+            "eventplatform.eventbus.rolling_restart",
             "-l",
             f"{other},{held}",
             "-e",
@@ -252,7 +256,7 @@ def test_rollback_switches_every_host_back_to_the_previous_release(lab: Lab) -> 
     source = (PROJECT / "files" / "eventbus" / "pyproject.toml").read_text()
     previous = re.search(r'^version = "([^"]+)"', source, re.M).group(1)
     run = playbook(
-        "playbooks/deploy.yml",
+        "eventplatform.eventbus.deploy",
         "-e",
         "eventbus_rollback=true",
         "-e",

@@ -7,4 +7,4 @@ schema), ``failed_events`` (the EventError log), ``producer`` (Kafka, acknowledg
 ``server`` (processes and signals), ``replay`` (re-producing failed events).
 """
 
-__version__ = "0.1.1"
+__version__ = "0.2.0"

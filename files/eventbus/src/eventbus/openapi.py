@@ -20,7 +20,7 @@ _FAILURES = {
                 "properties": {
                     "status": {"type": "string", "enum": ["invalid", "error"]},
                     "index": {"type": "integer", "minimum": 0},
-                    "id": {"type": ["string", "null"]},
+                    "id": {"type": "string", "nullable": True},
                     "message": {"type": "string"},
                 },
             },

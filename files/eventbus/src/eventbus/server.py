@@ -27,10 +27,10 @@ import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
+from eventbus import __version__, metrics
 from eventbus import config as config_module
-from eventbus import metrics
 from eventbus.http import INTAKE, AccessLogger, create_app
-from eventbus.schemas import SchemaRepository
+from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 
 log = logging.getLogger("eventbus.server")
 RESTART_BACKOFF_MAX = 10.0
@@ -189,11 +189,54 @@ class Supervisor:
         return status
 
 
+def check_config(path: Path) -> int:
+    """``--check-config``: load and validate the file as the service would, compile every
+    schema of its repositories and check each stream rule's schema title exists; print what
+    is wrong (by key) and return 1, or 0."""
+    try:
+        config = config_module.load(path)
+    except config_module.ConfigError as err:
+        print(f"eventbus-service: {path}: {err}", file=sys.stderr)
+        return 1
+    problems = []
+    repository = SchemaRepository(config.schema_repositories)
+    titles = set()
+    for uri in repository.list_uris():
+        try:
+            titles.add(repository.get(uri).title)
+        except (SchemaNotFoundError, SchemaInvalidError) as err:
+            problems.append(f"config key schema_repositories: {err}")
+    for index, rule in enumerate(config.streams):
+        if rule.schema_title is not None and rule.schema_title not in titles:
+            problems.append(
+                f"config key streams[{index}].schema_title: no schema titled {rule.schema_title} "
+                "in the schema repositories"
+            )
+    for problem in problems:
+        print(f"eventbus-service: {path}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(
+        f"{path}: ok ({len(config.streams)} stream rule(s), {config.num_processes} worker(s), "
+        f"Kafka {','.join(config.kafka.bootstrap_servers)})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="eventbus-service", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=config_module.DEFAULT_PATH)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--check-config",
+        type=Path,
+        metavar="FILE",
+        help="validate FILE as the service would load it, print what is wrong, exit non-zero",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.check_config is not None:
+        raise SystemExit(check_config(args.check_config))
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s (%(processName)s %(process)d) %(name)s: %(message)s",
