@@ -21,12 +21,12 @@ help:
 prerequisites:
 	@scripts/prerequisites.sh
 
-$(BIN)/ansible: requirements/controller.lock files/eventbus/pyproject.toml
+$(BIN)/ansible: requirements/controller.lock files/eventbus/pyproject.toml lab/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make venv: $(PYTHON) not found; run sudo make prerequisites (or set PYTHON=)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
 	$(BIN)/pip install -q --require-virtualenv -r requirements/controller.lock
-	$(BIN)/pip install -q --require-virtualenv --no-deps -e files/eventbus
+	$(BIN)/pip install -q --require-virtualenv --no-deps -e files/eventbus -e lab
 	touch $@
 
 venv: $(BIN)/ansible
@@ -48,7 +48,7 @@ kafka-bundle:
 
 ruff: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check plugins tests scripts benchmarks files/eventbus files/loadbalancer extensions
+	$(BIN)/ruff format --check plugins tests scripts benchmarks files/eventbus files/loadbalancer extensions lab
 
 ansible-lint: venv
 	$(BIN)/ansible-lint --offline --strict

@@ -24,8 +24,8 @@ Needs root (the lab) and the controller environment (make venv).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -33,14 +33,18 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from eventbus_lab import playbooks, remote
+from eventbus_lab.inventory import Lab, LabError, load
 
 REPO = Path(__file__).resolve().parents[1]
-INVENTORY = REPO / "inventories" / "lab"
 BIN = Path(sys.executable).parent
 BUILD = REPO / "build" / "lab"
-RELEASE_PYTHON = "/srv/deployment/eventbus/current/bin/python"
-COLLECTIONS = Path(os.environ.get("EVENTBUS_COLLECTIONS_PATH", REPO / "build" / "installed"))
+
+
+@functools.cache
+def lab() -> Lab:
+    """The one model of the lab (lab/eventbus_lab), read once."""
+    return load()
 
 
 class LabRunError(Exception):
@@ -51,68 +55,27 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def lab_layout() -> tuple[dict[str, str], dict[str, str]]:
-    """({dc: service address:port}, {dc: an eventbus host of it}) from inventories/lab."""
-    groups = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["children"]
-    targets, brokers = {}, {}
-    for conf in groups["conf"]["hosts"].values():
-        for name, address in (conf.get("lab_service_addresses") or {}).items():
-            targets[name.split(".")[2]] = f"{address}:8085"
-    for host in sorted(groups["eventbus"]["hosts"]):
-        brokers.setdefault(host.split(".")[1], host)
-    return targets, brokers
-
-
-def ansible_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
-    return {
-        **env,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        # the collection as installed from its tarball, not the checkout
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-        "ANSIBLE_NOCOLOR": "1",  # the ad hoc results are parsed
-        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-    }
-
-
 def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, float]:
-    argv = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), *shlex.split(playbook)]
-    for item in [*extra, f"eventbus_report_file={report}"]:
-        argv += ["-e", item]
-    say(f"running {shlex.join(argv[3:])}")
+    args = [*shlex.split(playbook)]
+    for item in [*extra, f"runbook_report_file={report}"]:
+        args += ["-e", item]
+    say(f"running {shlex.join(args)}")
     started = time.monotonic()
-    code = subprocess.run(argv, cwd=REPO, env=ansible_env(), check=False).returncode
+    code = playbooks.playbook(lab(), *args, capture=False).returncode
     return code, time.monotonic() - started
 
 
-def ids_in_kafka(host: str, topic: str) -> set[str]:
-    argv = [
-        str(BIN / "ansible"),
-        "-i",
-        str(INVENTORY),
-        host,
-        "-m",
-        "ansible.builtin.script",
-        "-a",
-        f"{REPO / 'scripts' / 'kafka_ids.py'} {host}:9092 {topic} executable={RELEASE_PYTHON}",
-        "-o",
-    ]
-    run = subprocess.run(
-        argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False
-    )
+def ids_in_kafka(dc: str, topic: str) -> set[str]:
     try:
-        payload = json.loads(run.stdout.split(" => ", 1)[1])
-        return set(json.loads(payload["stdout"]))
-    except (IndexError, KeyError, ValueError) as err:
-        raise LabRunError(
-            f"could not read {topic} on {host} ({err!r}): {run.stdout.strip()[-300:]}"
-        ) from None
+        return set(remote.ids_in_kafka(lab(), dc, topic))
+    except (LabError, ValueError) as err:
+        raise LabRunError(f"could not read {topic} in {dc}: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
-    except LabRunError as err:
+    except (LabRunError, LabError) as err:
         print(f"lab_under_load: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -133,13 +96,9 @@ def run(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     BUILD.mkdir(parents=True, exist_ok=True)
 
-    installer = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "install_collection.py"), str(COLLECTIONS)],
-        check=False,
-    )
-    if installer.returncode:
+    if playbooks.install_collection().returncode:
         raise LabRunError("the collection could not be built and installed (see above)")
-    say(f"collection installed from its tarball into {COLLECTIONS}")
+    say(f"collection installed from its tarball into {playbooks.COLLECTIONS}")
     if args.up:
         up = subprocess.run([sys.executable, str(REPO / "scripts" / "lab.py"), "up"], check=False)
         if up.returncode:
@@ -153,7 +112,8 @@ def run(argv: list[str] | None) -> int:
             )
         say(f"lab converged in {seconds:.0f}s")
 
-    targets, brokers = lab_layout()
+    port = lab().settings["eventbus_port"]
+    targets = {dc: f"{lab().service_address(dc)}:{port}" for dc in lab().datacenters}
     load_report = BUILD / "load.json"
     load = subprocess.Popen(
         [
@@ -187,7 +147,7 @@ def run(argv: list[str] | None) -> int:
 
     report: dict = {"playbooks": runs, "datacenters": {}}
     for dc, seen in clients.items():
-        found = ids_in_kafka(brokers[dc], f"{dc}.test.event")
+        found = ids_in_kafka(dc, f"{dc}.test.event")
         acked = set(seen["acknowledged"])
         report["datacenters"][dc] = {
             "sent": seen["sent"],

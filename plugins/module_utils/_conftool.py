@@ -15,9 +15,12 @@ __metaclass__ = type
 
 import json
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
-from ansible.module_utils.urls import open_url
+from ansible_collections.eventplatform.eventbus.plugins.module_utils._etcd import (
+    COMPARE_FAILED,
+    KEY_NOT_FOUND,
+    EtcdClient,
+    EtcdUnavailableError,
+)
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool import (
     DEPOOLED,
     INACTIVE,
@@ -76,49 +79,32 @@ class ConftoolPool(object):
         validate_certs=True,
         ca_path=None,
     ):
-        self.etcd_url = etcd_url.rstrip("/")
+        try:
+            self.etcd = EtcdClient(
+                etcd_url, timeout, ca_path=ca_path, validate_certs=validate_certs
+            )
+        except ValueError as err:
+            raise PoolError("%s; set etcd_url to etcd's client URL" % err) from None
         self.path = "/".join([prefix.rstrip("/"), datacenter, cluster, service])
-        self.timeout = timeout
-        self.validate_certs = validate_certs
-        self.ca_path = ca_path
         self._index = {}
+
+    @property
+    def etcd_url(self):
+        return self.etcd.url
 
     @property
     def description(self):
         return "conftool pool %s in etcd at %s" % (self.path, self.etcd_url)
 
-    def _url(self, key):
-        return "%s/v2/keys%s" % (self.etcd_url, quote(key))
-
-    def _request(self, method, key, query=None, data=None):
-        url = self._url(key) + ("?" + urlencode(query) if query else "")
+    def _call(self, method, *args, **kwargs):
         try:
-            resp = open_url(
-                url,
-                method=method,
-                data=data,
-                timeout=self.timeout,
-                validate_certs=self.validate_certs,
-                ca_path=self.ca_path,
-                headers={"Content-Type": "application/x-www-form-urlencoded"} if data else None,
-            )
-            return json.loads(resp.read())
-        except HTTPError as err:
-            try:
-                body = json.loads(err.read())
-            except ValueError:
-                body = {"message": str(err)}
-            body["status"] = err.code
-            return body
-        except (URLError, OSError) as err:
-            raise PoolError(
-                "cannot reach etcd at %s: %s; check etcd_url and that etcd is running"
-                % (self.etcd_url, getattr(err, "reason", err))
-            ) from err
+            return getattr(self.etcd, method)(*args, **kwargs)[0]
+        except EtcdUnavailableError as err:
+            raise PoolError("%s; check etcd_url and that etcd is running" % err) from err
 
     def members(self):
-        answer = self._request("GET", self.path)
-        if answer.get("status") == 404:
+        answer = self._call("get", self.path)
+        if answer.get("errorCode") == KEY_NOT_FOUND:
             raise PoolError(
                 "%s does not exist: check datacenter, cluster and service" % self.description
             )
@@ -136,13 +122,8 @@ class ConftoolPool(object):
     def apply(self, name, before, after):
         """Write ``after`` only if the key still holds what was read (compare-and-swap)."""
         key = "%s/%s" % (self.path, name)
-        answer = self._request(
-            "PUT",
-            key,
-            query={"prevIndex": self._index[name]},
-            data=urlencode({"value": encode_member(after)}),
-        )
-        if answer.get("status") == 412:
+        answer = self._call("put", key, encode_member(after), prev_index=self._index[name])
+        if answer.get("errorCode") == COMPARE_FAILED:
             raise PoolError(
                 "%s changed while this task ran (someone else wrote it); nothing was written, "
                 "run again" % key

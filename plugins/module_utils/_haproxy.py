@@ -3,10 +3,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pools kept by HAProxy itself, changed through its runtime API (unix socket or TCP).
 
-A member is a server of a backend. Its pool state comes from its administrative state:
-``ready`` is pooled, ``drain`` (no new connections, except persistent ones) is drained,
-``maint`` is depooled. Health checks stay on in every state, so a member is "serving"
-only when it is ready *and* its health check says it is up.
+A member is a server of a backend. Its pool state is its administrative state, with the
+meaning conftool's ``pooled`` has for PyBal and LVS (one definition, used by the pool
+modules and by the load balancer's pool agent alike):
+
+* pooled   = ``ready``: takes new connections;
+* depooled = ``drain``: takes no new connection, its current ones finish, and its health
+  check goes on (so a depooled host that is broken shows as down);
+* inactive = ``maint``: out of the pool's configuration, health checks stopped.
+
+A member is "serving" only when it is ready *and* its health check says it is up.
+
+This file and ``_pool.py`` import the standard library only: the pool agent imports them on
+the load balancer, where the distribution's Python runs without Ansible.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +26,7 @@ import socket
 
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool import (
     DEPOOLED,
-    DRAINED,
+    INACTIVE,
     POOLED,
     PoolError,
 )
@@ -35,7 +44,8 @@ ADMF_FMAINT, ADMF_IMAINT, ADMF_CMAINT, ADMF_FDRAIN, ADMF_IDRAIN, ADMF_RMAINT, AD
 MAINT_MASK = ADMF_FMAINT | ADMF_IMAINT | ADMF_CMAINT | ADMF_RMAINT | ADMF_HMAINT
 DRAIN_MASK = ADMF_FDRAIN | ADMF_IDRAIN
 OP_STATES = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
-RUNTIME_STATES = {POOLED: "ready", DRAINED: "drain", DEPOOLED: "maint"}
+RUNTIME_STATES = {POOLED: "ready", DEPOOLED: "drain", INACTIVE: "maint"}
+POOL_STATES = dict((runtime, state) for state, runtime in RUNTIME_STATES.items())
 ERROR_PREFIXES = (
     "No such",
     "Can't find",
@@ -68,14 +78,18 @@ def parse_stat_csv(text):
     return [dict(zip(names, line.split(","))) for line in lines[1:]]
 
 
-def member_from_row(row):
+def admin_state(row):
+    """``ready``, ``drain`` or ``maint``: a server's administrative state, from any source."""
     admin = int(row["srv_admin_state"])
     if admin & MAINT_MASK:
-        state = DEPOOLED
-    elif admin & DRAIN_MASK:
-        state = DRAINED
-    else:
-        state = POOLED
+        return "maint"
+    if admin & DRAIN_MASK:
+        return "drain"
+    return "ready"
+
+
+def member_from_row(row):
+    state = POOL_STATES[admin_state(row)]
     health = OP_STATES.get(int(row["srv_op_state"]), "unknown")
     return {
         "state": state,
@@ -139,6 +153,11 @@ class HAProxyRuntime(object):
             raise PoolError("HAProxy refused %r: %s" % (line, answer.strip()))
         return answer
 
+    def servers_state(self, backend=None):
+        """Rows of ``show servers state [backend]``."""
+        command = "show servers state" + (" %s" % backend if backend else "")
+        return parse_servers_state(self.command(command))
+
 
 class HAProxyPool(object):
     def __init__(self, runtime, backend):
@@ -150,7 +169,7 @@ class HAProxyPool(object):
         return "HAProxy backend %s at %s" % (self.backend, self.runtime.endpoint)
 
     def members(self):
-        rows = parse_servers_state(self.runtime.command("show servers state %s" % self.backend))
+        rows = self.runtime.servers_state(self.backend)
         if not rows:
             raise PoolError("%s has no servers" % self.description)
         return dict((row["srv_name"], member_from_row(row)) for row in rows)

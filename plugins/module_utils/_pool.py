@@ -12,11 +12,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# One definition of a pool member's state, as conftool's ``pooled`` means it for PyBal/LVS:
+# pooled (yes) takes new connections; depooled (no) takes none, its current ones finish and
+# it stays health-checked; inactive is out of the pool's configuration. HAProxy maps them to
+# ready, drain and maint (see _haproxy.py).
 POOLED = "pooled"
 DEPOOLED = "depooled"
-DRAINED = "drained"
 INACTIVE = "inactive"
-STATES = (POOLED, DEPOOLED, DRAINED, INACTIVE)
+STATES = (POOLED, DEPOOLED, INACTIVE)
 
 
 class PoolError(Exception):
@@ -61,6 +64,23 @@ def plan_change(members, name, state=None, weight=None, min_pooled=None, force=F
 def public_view(member):
     """What the module returns about a member (internal bookkeeping removed)."""
     return dict((k, v) for k, v in member.items() if not k.startswith("_"))
+
+
+def read_pool(store, name=None):
+    """pool_member_info's result: every member, the serving ones, and ``name``'s own."""
+    members = store.members()
+    result = dict(
+        pool=dict((n, public_view(m)) for n, m in members.items()),
+        serving=sorted(n for n, m in members.items() if m["serving"]),
+    )
+    if name is not None:
+        if name not in members:
+            raise PoolError(
+                "member %s is not in %s; members are: %s"
+                % (name, store.description, ", ".join(sorted(members)) or "none")
+            )
+        result["member"] = result["pool"][name]
+    return result
 
 
 def set_membership(

@@ -34,11 +34,13 @@ ESTABLISHED = "01"
 
 
 class IdleCheckError(Exception):
-    """A failure worth reporting to the operator as is, with the samples taken so far."""
+    """A failure worth reporting to the operator as is, with the samples taken so far and,
+    once ``run`` has them, the partial result the module returns with its failure."""
 
-    def __init__(self, message, samples=None):
+    def __init__(self, message, samples=None, result=None):
         super(IdleCheckError, self).__init__(message)
         self.samples = samples or []
+        self.result = result or {}
 
 
 def networks(sources):
@@ -262,15 +264,13 @@ def _unmap(address):
 
 
 # -- the check -------------------------------------------------------------------------------
-def wait_until_idle(sampler, window, max_rate, timeout, port, progress=None, clock=time.time):
+def wait_until_idle(sampler, window, max_rate, timeout, port, clock=time.time):
     """Sample until the rate is at or under ``max_rate``; IdleCheckError after ``timeout``."""
     started = clock()
     samples = []
     while True:
         sample = sampler.sample(window)
         samples.append(sample)
-        if progress:
-            progress(sample)
         if sample.rate <= max_rate:
             return samples
         if clock() - started + window > timeout:
@@ -289,6 +289,73 @@ def wait_until_idle(sampler, window, max_rate, timeout, port, progress=None, clo
                 ),
                 samples,
             )
+
+
+def choose_sampler(params, find_binary, destinations, ignore):
+    """tcpdump when it is there (method auto or tcpdump), else nftables (auto or nftables)."""
+    method = params["method"]
+    tcpdump = find_binary("tcpdump") if method in ("auto", "tcpdump") else None
+    if tcpdump:
+        return TcpdumpSampler(tcpdump, params["port"], destinations, ignore, params["interface"])
+    nft = find_binary("nft") if method in ("auto", "nftables") else None
+    if nft:
+        return NftablesSampler(nft, params["port"], destinations, ignore)
+    needed = {"auto": "tcpdump or nft", "tcpdump": "tcpdump", "nftables": "nft"}[method]
+    package = {"auto": "tcpdump", "tcpdump": "tcpdump", "nftables": "nftables"}[method]
+    raise IdleCheckError(
+        "method=%s needs %s on the host; install it (Debian: apt-get install %s)"
+        % (method, needed, package)
+    )
+
+
+def sample_list(samples):
+    return [dict(count=s.count, rate=round(s.rate, 3)) for s in samples]
+
+
+def summary(samples, method, started, clock):
+    last = samples[-1] if samples else None
+    return dict(
+        rate=round(last.rate, 3) if last else None,
+        count=last.count if last else None,
+        samples=sample_list(samples),
+        top_sources=last.top_sources() if last else [],
+        method=method,
+        elapsed=round(clock() - started, 2),
+    )
+
+
+def run(params, find_binary, clock=time.time, euid=None):
+    """The module's work, from its parameters to its result. ``find_binary(name)`` returns a
+    tool's path or None. IdleCheckError carries the partial result (samples so far)."""
+    euid = os.geteuid() if euid is None else euid
+    if euid != 0:
+        raise IdleCheckError(
+            "tcp_idle_check needs root to count connections; run it with become: true"
+        )
+    if params["window"] <= 0 or params["timeout"] < params["window"]:
+        raise IdleCheckError("window must be positive and timeout at least one window")
+    started = clock()
+    samples = []
+    method = params["method"]
+    try:
+        ignore = networks(params["ignore_sources"])
+        destinations = resolve(params["destination"])
+        sampler = choose_sampler(params, find_binary, destinations, ignore)
+        method = sampler.method
+        samples = wait_until_idle(
+            sampler, params["window"], params["max_rate"], params["timeout"], params["port"]
+        )
+        result = dict(changed=False, idle=True)
+        if params["wait_drained"]:
+            result["established"] = wait_until_drained(
+                params["port"], destinations, ignore, started + params["timeout"]
+            )
+    except IdleCheckError as err:
+        samples = err.samples or samples
+        err.result = dict(idle=False, **summary(samples, method, started, clock))
+        raise
+    result.update(summary(samples, method, started, clock))
+    return result
 
 
 def wait_until_drained(

@@ -10,33 +10,22 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: pool_member
-short_description: Pool, depool or drain a host in its load-balancer pool (conftool or HAProxy)
+short_description: Pool or depool a host in its load-balancer pool (conftool or HAProxy)
 version_added: 0.1.0
 description:
   - Replaces the runbook's C(confctl depool --hostname X) and C(confctl pool --hostname X).
-  - >-
-    With O(backend=conftool) the pool is kept in etcd the way Wikimedia's conftool keeps it:
-    the key C(<conftool_prefix>/<datacenter>/<cluster>/<service>/<name>) holds
-    C({"pooled": "yes"|"no"|"inactive", "weight": N}), and a load balancer (PyBal, or the
-    lab's etcd watcher) applies it. What this module writes C(confctl) reads, and the reverse.
-  - With O(backend=haproxy) the pool is HAProxy's own server state, changed through its
-    runtime API (C(set server <backend>/<name> state ready|drain|maint), C(weight)).
   - Refuses to take a member out when that would leave fewer members serving than
     O(min_pooled) (by default all others, so at most one member of a pool is out at a time),
     unless O(force=true).
   - Reads the pool once, then writes one member only; a conftool write is a compare-and-swap,
     so a concurrent change is reported and nothing is half-written.
+  - To read a pool without changing it, use M(eventplatform.eventbus.pool_member_info).
 author:
   - eventbus-ops maintainers (@eventplatform)
 extends_documentation_fragment:
+  - eventplatform.eventbus.pool
   - eventplatform.eventbus.attributes.CHANGES_STATE
 options:
-  backend:
-    description:
-      - Where the pool lives.
-    type: str
-    required: true
-    choices: [conftool, haproxy]
   name:
     description:
       - The member - the host's FQDN for conftool (as C(confctl --hostname) takes it), the
@@ -45,13 +34,13 @@ options:
     required: true
   state:
     description:
-      - V(pooled) takes traffic. V(depooled) takes none (conftool C(pooled=no), HAProxy
-        C(maint)). V(drained) (HAProxy only) gets no new connections while existing ones
-        finish. V(inactive) (conftool only) is C(pooled=inactive) - out of the pool's
-        configuration altogether.
+      - V(pooled) takes traffic. V(depooled) gets no new connections while its current ones
+        finish, and stays health-checked (conftool C(pooled=no), HAProxy C(drain)).
+        V(inactive) is out of the pool's configuration altogether (conftool
+        C(pooled=inactive), HAProxy C(maint)).
       - When omitted, only O(weight) is changed.
     type: str
-    choices: [pooled, depooled, drained, inactive]
+    choices: [pooled, depooled, inactive]
   weight:
     description:
       - Weight to set.
@@ -82,50 +71,8 @@ options:
       - Seconds to wait with O(wait).
     type: float
     default: 60.0
-  etcd_url:
-    description:
-      - etcd client URL (conftool). The v2 keys API must be enabled.
-    type: str
-    default: http://127.0.0.1:2379
-  etcd_ca_path:
-    description:
-      - CA bundle to verify etcd's certificate with, for an C(https) O(etcd_url).
-    type: path
-  datacenter:
-    description:
-      - conftool datacenter, for example V(eqiad). Required with O(backend=conftool).
-    type: str
-  cluster:
-    description:
-      - conftool cluster, for example V(eventbus). Required with O(backend=conftool).
-    type: str
-  service:
-    description:
-      - conftool service, for example V(eventbus). Required with O(backend=conftool).
-    type: str
-  conftool_prefix:
-    description:
-      - Key prefix of conftool's pools (conftool's namespace and API version).
-    type: str
-    default: /conftool/v1/pools
-  haproxy_socket:
-    description:
-      - Path of HAProxy's runtime API unix socket (C(stats socket ... level admin)).
-    type: path
-  haproxy_address:
-    description:
-      - C(host:port) of HAProxy's runtime API over TCP, instead of O(haproxy_socket).
-    type: str
-  haproxy_backend:
-    description:
-      - HAProxy backend the server belongs to. Required with O(backend=haproxy).
-    type: str
-  timeout:
-    description:
-      - Seconds to wait for each answer from etcd or HAProxy.
-    type: float
-    default: 10.0
 seealso:
+  - module: eventplatform.eventbus.pool_member_info
   - name: conftool
     description: Wikimedia's configuration tool, whose etcd layout the conftool backend uses.
     link: https://wikitech.wikimedia.org/wiki/Conftool
@@ -146,13 +93,13 @@ EXAMPLES = r"""
     state: depooled
   register: depool
 
-- name: Drain a server in HAProxy and wait for its connections to finish
+- name: Depool a server in HAProxy and wait for its connections to finish
   eventplatform.eventbus.pool_member:
     backend: haproxy
     haproxy_socket: /run/haproxy/admin.sock
     haproxy_backend: eventbus
     name: kafka2001
-    state: drained
+    state: depooled
     wait: true
     wait_sessions: true
     wait_timeout: 120
@@ -196,63 +143,31 @@ diff:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.eventplatform.eventbus.plugins.module_utils._conftool import (
-    DEFAULT_PREFIX,
-    ConftoolPool,
-)
-from ansible_collections.eventplatform.eventbus.plugins.module_utils._haproxy import (
-    HAProxyPool,
-    HAProxyRuntime,
-)
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool import (
-    DRAINED,
-    INACTIVE,
     PoolError,
     set_membership,
+)
+from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool_args import (
+    POOL_MUTUALLY_EXCLUSIVE,
+    POOL_REQUIRED_IF,
+    build_store,
+    pool_connection_argspec,
 )
 
 
 def argument_spec():
-    return dict(
-        backend=dict(type="str", required=True, choices=["conftool", "haproxy"]),
+    spec = pool_connection_argspec()
+    spec.update(
         name=dict(type="str", required=True),
-        state=dict(type="str", choices=["pooled", "depooled", "drained", "inactive"]),
+        state=dict(type="str", choices=["pooled", "depooled", "inactive"]),
         weight=dict(type="int"),
         min_pooled=dict(type="int"),
         force=dict(type="bool", default=False),
         wait=dict(type="bool", default=False),
         wait_sessions=dict(type="bool", default=False),
         wait_timeout=dict(type="float", default=60.0),
-        etcd_url=dict(type="str", default="http://127.0.0.1:2379"),
-        etcd_ca_path=dict(type="path"),
-        datacenter=dict(type="str"),
-        cluster=dict(type="str"),
-        service=dict(type="str"),
-        conftool_prefix=dict(type="str", default=DEFAULT_PREFIX),
-        haproxy_socket=dict(type="path"),
-        haproxy_address=dict(type="str"),
-        haproxy_backend=dict(type="str"),
-        timeout=dict(type="float", default=10.0),
     )
-
-
-def build_store(params):
-    if params["backend"] == "conftool":
-        return ConftoolPool(
-            params["etcd_url"],
-            params["datacenter"],
-            params["cluster"],
-            params["service"],
-            prefix=params["conftool_prefix"],
-            timeout=params["timeout"],
-            ca_path=params["etcd_ca_path"],
-        )
-    runtime = HAProxyRuntime(
-        socket_path=params["haproxy_socket"],
-        address=params["haproxy_address"],
-        timeout=params["timeout"],
-    )
-    return HAProxyPool(runtime, params["haproxy_backend"])
+    return spec
 
 
 def validate(module):
@@ -261,12 +176,6 @@ def validate(module):
         module.fail_json(msg="nothing to do: set state, weight, or both")
     if params["weight"] is not None and params["weight"] < 0:
         module.fail_json(msg="weight must be 0 or more, got %d" % params["weight"])
-    if params["backend"] == "conftool" and params["state"] == DRAINED:
-        module.fail_json(
-            msg="state=drained needs backend=haproxy; with conftool use state=depooled"
-        )
-    if params["backend"] == "haproxy" and params["state"] == INACTIVE:
-        module.fail_json(msg="state=inactive is a conftool state; with haproxy use state=depooled")
     if params["wait_sessions"] and params["backend"] != "haproxy":
         module.fail_json(msg="wait_sessions needs backend=haproxy, which can count sessions")
 
@@ -274,12 +183,8 @@ def validate(module):
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        required_if=[
-            ("backend", "conftool", ("datacenter", "cluster", "service")),
-            ("backend", "haproxy", ("haproxy_backend",)),
-            ("backend", "haproxy", ("haproxy_socket", "haproxy_address"), True),
-        ],
-        mutually_exclusive=[("haproxy_socket", "haproxy_address")],
+        required_if=POOL_REQUIRED_IF,
+        mutually_exclusive=POOL_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )
     validate(module)

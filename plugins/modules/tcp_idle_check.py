@@ -150,42 +150,11 @@ elapsed:
   sample: 10.2
 """
 
-import os
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._tcp_idle import (
     IdleCheckError,
-    NftablesSampler,
-    TcpdumpSampler,
-    networks,
-    resolve,
-    wait_until_drained,
-    wait_until_idle,
+    run,
 )
-
-
-def choose_sampler(module, destinations, ignore):
-    params = module.params
-    method = params["method"]
-    tcpdump = module.get_bin_path("tcpdump") if method in ("auto", "tcpdump") else None
-    if tcpdump:
-        return TcpdumpSampler(tcpdump, params["port"], destinations, ignore, params["interface"])
-    nft = module.get_bin_path("nft") if method in ("auto", "nftables") else None
-    if nft:
-        return NftablesSampler(nft, params["port"], destinations, ignore)
-    module.fail_json(
-        msg="method=%s needs %s on the host; install it (Debian: apt-get install %s)"
-        % (
-            method,
-            {"auto": "tcpdump or nft", "tcpdump": "tcpdump", "nftables": "nft"}[method],
-            {"auto": "tcpdump", "tcpdump": "tcpdump", "nftables": "nftables"}[method],
-        )
-    )
-
-
-def sample_list(samples):
-    return [dict(count=s.count, rate=round(s.rate, 3)) for s in samples]
 
 
 def main():
@@ -203,52 +172,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    if os.geteuid() != 0:
-        module.fail_json(
-            msg="tcp_idle_check needs root to count connections; run it with become: true"
-        )
-    if params["window"] <= 0 or params["timeout"] < params["window"]:
-        module.fail_json(msg="window must be positive and timeout at least one window")
-
-    started = time.time()
-    samples = []
     try:
-        ignore = networks(params["ignore_sources"])
-        destinations = resolve(params["destination"])
-        sampler = choose_sampler(module, destinations, ignore)
-        samples = wait_until_idle(
-            sampler, params["window"], params["max_rate"], params["timeout"], params["port"]
-        )
-        result = {}
-        if params["wait_drained"]:
-            result["established"] = wait_until_drained(
-                params["port"], destinations, ignore, started + params["timeout"]
-            )
+        result = run(module.params, module.get_bin_path)
     except IdleCheckError as err:
-        samples = err.samples or samples
-        last = samples[-1] if samples else None
-        module.fail_json(
-            msg=str(err),
-            idle=False,
-            rate=round(last.rate, 3) if last else None,
-            count=last.count if last else None,
-            samples=sample_list(samples),
-            top_sources=last.top_sources() if last else [],
-            method=params["method"],
-            elapsed=round(time.time() - started, 2),
-        )
-    last = samples[-1]
-    result.update(
-        changed=False,
-        idle=True,
-        rate=round(last.rate, 3),
-        count=last.count,
-        samples=sample_list(samples),
-        top_sources=last.top_sources(),
-        method=sampler.method,
-        elapsed=round(time.time() - started, 2),
-    )
+        module.fail_json(msg=str(err), **err.result)
     module.exit_json(**result)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ansible_collections.eventplatform.eventbus.plugins.module_utils._etcd import (
+    KEY_NOT_FOUND,
+    EtcdClient,
+)
 
 from ._net import LOOPBACK, free_port, wait_until
 from ._process import ServerProcess
@@ -69,30 +71,25 @@ class EtcdServer:
         if self.process:
             self.process.stop()
 
-    # Plain v2 keys API calls, for tests to set up and inspect state independently of the
-    # code under test.
+    # Calls of the v2 keys API, through the collection's one etcd client.
+    @property
+    def client(self) -> EtcdClient:
+        return EtcdClient(self.url, timeout=5)
+
     def put(self, key: str, value: str) -> None:
-        data = urllib.parse.urlencode({"value": value}).encode()
-        req = urllib.request.Request(f"{self.url}/v2/keys{key}", data=data, method="PUT")
-        with urllib.request.urlopen(req, timeout=5):
-            pass
+        body, _index = self.client.put(key, value)
+        if "node" not in body:
+            raise RuntimeError(f"etcd refused {key}: {body}")
 
     def get(self, key: str) -> str | None:
-        try:
-            with urllib.request.urlopen(f"{self.url}/v2/keys{key}", timeout=5) as resp:
-                return json.load(resp)["node"].get("value")
-        except urllib.error.HTTPError as err:
-            if err.code == 404:
-                return None
-            raise
+        body, _index = self.client.get(key)
+        if body.get("errorCode") == KEY_NOT_FOUND:
+            return None
+        if "node" not in body:
+            raise RuntimeError(f"etcd answered {body} for {key}")
+        return body["node"].get("value")
 
     def delete_tree(self, key: str) -> None:
-        req = urllib.request.Request(
-            f"{self.url}/v2/keys{key}?recursive=true&dir=true", method="DELETE"
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=5):
-                pass
-        except urllib.error.HTTPError as err:
-            if err.code != 404:
-                raise
+        body, _index = self.client.delete(key, recursive=True)
+        if body.get("status") and body.get("errorCode") != KEY_NOT_FOUND:
+            raise RuntimeError(f"etcd refused to delete {key}: {body}")

@@ -7,10 +7,12 @@ balances over the given backend servers with an HTTP health check on ``/healthz`
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ansible_collections.eventplatform.eventbus.plugins.module_utils._haproxy import HAProxyRuntime
+from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool import PoolError
 
 from ._net import LOOPBACK, free_port, port_open, wait_until
 from ._process import ServerProcess
@@ -107,24 +109,22 @@ backend {self.backend}
         if self.process:
             self.process.stop()
 
+    @property
+    def runtime(self) -> HAProxyRuntime:
+        """The collection's runtime API client, on the unix socket."""
+        return HAProxyRuntime(socket_path=str(self.socket_path), timeout=5)
+
     def command(self, line: str) -> str:
-        """Send one runtime API command over the unix socket and return the answer."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            sock.connect(str(self.socket_path))
-            sock.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+        """Send one runtime API command over the unix socket and return the answer (an
+        answer HAProxy gives to refuse is returned too, not raised)."""
+        try:
+            return self.runtime.command(line)
+        except PoolError as err:
+            return str(err)
 
     def server_state(self, server: str) -> dict[str, str]:
         """The row of ``show servers state <backend>`` for one server, as a dict."""
-        lines = self.command(f"show servers state {self.backend}").splitlines()
-        header = next(line for line in lines if line.startswith("# be_id"))
-        names = header[2:].split()
-        for line in lines:
-            values = line.split()
-            if len(values) >= len(names) and values[3] == server:
-                return dict(zip(names, values, strict=False))
+        for row in self.runtime.servers_state(self.backend):
+            if row["srv_name"] == server:
+                return row
         raise KeyError(f"server {server} not in backend {self.backend}")

@@ -20,7 +20,7 @@ NEEDED = [
     "eventbus_datacenter",
     "eventbus_service_address",
     "eventbus_kafka_bootstrap_servers",
-    "kafka_broker_id",
+    "kafka_node_id",
     "eventbus_pool_manager",
 ]
 ENV = {**ansible_env(), "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
@@ -79,7 +79,7 @@ def test_every_eventbus_host_has_what_the_playbooks_need(inventory: str) -> None
         assert missing == [], f"{inventory}: {host} lacks {missing}"
         assert values["eventbus_datacenter"] == dc
         assert values["eventbus_service_address"] == f"eventbus.svc.{dc}.wmnet"
-        assert values["kafka_broker_id"] == int(host[5:9])
+        assert values["kafka_node_id"] == int(host[5:9])
         assert values["eventbus_kafka_bootstrap_servers"] == [
             f"kafka{host[5]}001.{dc}.wmnet:9092",
             f"kafka{host[5]}002.{dc}.wmnet:9092",

@@ -78,12 +78,10 @@ def test_the_production_inventory_gives_each_cluster_three_voters(tmp_path: Path
 
 
 def small_inventory(tmp_path: Path, voters: int) -> Path:
-    hosts = {
-        f"kafka100{i}.eqiad.wmnet": {"kafka_broker_id": 1000 + i} for i in range(1, voters + 1)
-    }
+    hosts = {f"kafka100{i}.eqiad.wmnet": {"kafka_node_id": 1000 + i} for i in range(1, voters + 1)}
     inventory = {
         "all": {
-            "vars": {"kafka_cluster_id": "8WsBngqSQ7iQixOUXlr4HA", "eventbus_datacenter": "eqiad"},
+            "vars": {"kafka_cluster_id": "8WsBngqSQ7iQixOUXlr4HA", "kafka_cluster_group": "eqiad"},
             "children": {"eqiad": {"hosts": hosts}, "codfw": {"hosts": {}}},
         }
     }

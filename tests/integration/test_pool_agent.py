@@ -13,13 +13,15 @@ import pytest
 
 from tests.harness._net import wait_until
 from tests.harness._process import ServerProcess
-from tests.harness.collection import REPO_ROOT
+from tests.harness.collection import COLLECTIONS_PATH, REPO_ROOT
 from tests.harness.etcd import EtcdServer
 from tests.harness.haproxy import HAProxyServer
 from tests.harness.http_backend import HttpBackend
 from tests.harness.traffic import Traffic
 
 TOOL = REPO_ROOT / "files" / "loadbalancer" / "eventbus_lb.py"
+# the helper imports the collection's clients, as the loadbalancer role installs them beside it
+TOOL_ENV = {"PYTHONPATH": str(COLLECTIONS_PATH)}
 POOL = "/conftool/v1/pools/eqiad/eventbus/eventbus"
 SERVERS = ("kafka1001", "kafka1002")
 
@@ -42,6 +44,7 @@ def agent_process(etcd: EtcdServer, lb: HAProxyServer, workdir: Path) -> ServerP
             "5",
         ],
         workdir / "agent.log",
+        env=TOOL_ENV,
     )
 
 
@@ -178,6 +181,7 @@ def test_saved_state_survives_a_restart(
                 str(state),
             ],
             tmp_path / "save.log",
+            env=TOOL_ENV,
         )
         save.start()
         wait_until(lambda: not save.running, 10, "save-state to finish")

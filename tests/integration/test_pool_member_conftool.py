@@ -136,9 +136,9 @@ def test_unknown_pool_and_unreachable_etcd(pool: EtcdServer) -> None:
 
 
 def test_argument_errors_say_what_to_use(pool: EtcdServer) -> None:
-    drained = member(pool, name=HOSTS[0], state="drained")
+    drained = member(pool, name=HOSTS[0], state="drained")  # depooled is the one word for it
     assert drained["failed"] is True
-    assert "state=drained needs backend=haproxy" in drained["msg"]
+    assert "value of state must be one of: pooled, depooled, inactive" in drained["msg"]
     nothing = member(pool, name=HOSTS[0])
     assert nothing["failed"] is True
     assert "nothing to do" in nothing["msg"]

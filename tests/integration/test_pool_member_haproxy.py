@@ -59,7 +59,8 @@ def test_depool_stops_traffic_and_repool_brings_it_back(
         }
         assert depooled["after"]["state"] == "depooled"
         assert depooled["pool"]["kafka1002"]["serving"] is True
-        assert lb.server_state("kafka1001")["srv_admin_state"] == "1"  # forced maintenance
+        # depooled is HAProxy's drain (forced): no new connections, health checks go on
+        assert lb.server_state("kafka1001")["srv_admin_state"] == "8"
         time.sleep(0.3)  # a request already past the balancer may still land
         assert not grows(first)
         assert grows(second)
@@ -73,10 +74,10 @@ def test_depool_stops_traffic_and_repool_brings_it_back(
     assert traffic.errors == 0
 
 
-def test_drain_waits_for_open_sessions_to_finish(
+def test_depool_waits_for_open_sessions_to_finish(
     lb: HAProxyServer, http_backends: dict[str, HttpBackend]
 ) -> None:
-    # Hold a 3-second request on each server, then drain kafka1001 and wait for its sessions.
+    # Hold a 3-second request on each server, then depool kafka1001 and wait for its sessions.
     answers: list[int] = []
 
     def slow() -> None:
@@ -90,15 +91,15 @@ def test_drain_waits_for_open_sessions_to_finish(
 
     started = time.monotonic()
     drained = member(
-        lb, name="kafka1001", state="drained", wait=True, wait_sessions=True, wait_timeout=20
+        lb, name="kafka1001", state="depooled", wait=True, wait_sessions=True, wait_timeout=20
     )
     waited = time.monotonic() - started
     for thread in threads:
         thread.join()
     assert not drained.get("failed"), drained.get("msg")
-    assert drained["after"]["state"] == "drained"
+    assert drained["after"]["state"] == "depooled"
     assert waited >= 1.5  # it waited for the slow session rather than returning at once
-    assert answers == [200, 200]  # draining let the open request finish
+    assert answers == [200, 200]  # depooling let the open request finish
     assert "kafka1001" not in open_sessions(lb)
     member(lb, name="kafka1001", state="pooled")
 
@@ -130,7 +131,7 @@ def test_refuses_when_the_other_server_fails_its_health_check(
 ) -> None:
     http_backends["kafka1002"].stop()
     wait_until(lambda: lb.server_state("kafka1002")["srv_op_state"] == "0", 15, "kafka1002 down")
-    refused = member(lb, name="kafka1001", state="drained")
+    refused = member(lb, name="kafka1001", state="depooled")
     assert refused["failed"] is True
     assert "left serving []" in refused["msg"]
 

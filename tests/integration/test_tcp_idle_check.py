@@ -81,9 +81,9 @@ def test_rate_falls_to_zero_after_depool_and_returns_after_repool(dr_lb, method:
         assert f"port {port} still gets" in busy["msg"]
         assert len(busy["samples"]) >= 1
 
-        # drained, not depooled: HAProxy keeps health-checking a draining server (not one in
+        # depooled (HAProxy's drain): HAProxy keeps health-checking it (it would not in
         # maintenance), and those checks must not count
-        pool(lb, "drained")
+        pool(lb, "depooled")
         quiet = idle_check(port=port, destination=SERVICE, method=method, timeout=10)
         assert not quiet.get("failed"), quiet.get("msg")
         assert quiet["idle"] is True

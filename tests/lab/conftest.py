@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eventbus_lab import inventory
 
 from tests.harness.collection import REPO_ROOT, ansible_env
 
 LAB = [sys.executable, str(REPO_ROOT / "scripts" / "lab.py")]
-INVENTORY = str(REPO_ROOT / "inventories" / "lab")
+MODEL = inventory.load()  # the one model of the lab (lab/eventbus_lab)
+INVENTORY = str(MODEL.inventory)
 BIN = Path(sys.executable).parent
 
 needs_lab = pytest.mark.skipif(

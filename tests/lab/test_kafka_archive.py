@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.collection import REPO_ROOT
-from tests.lab.conftest import ansible, needs_lab, playbook
+from tests.lab.conftest import MODEL, ansible, needs_lab, playbook
 
 pytestmark = needs_lab
 HOST = "conf2001.codfw.wmnet"
@@ -34,8 +33,7 @@ def served_archive(tmp_path: Path) -> Iterator[tuple[str, str]]:
         for part in ("libs", "config", "VERSION"):
             tar.add(bundle / part, arcname=f"kafka_2.13-{VERSION}/{part}")
     sha512 = hashlib.sha512(archive.read_bytes()).hexdigest()
-    all_vars = yaml.safe_load((REPO_ROOT / "inventories/lab/group_vars/all.yml").read_text())
-    bridge = all_vars["lab_bridge_address"].split("/")[0]
+    bridge = str(MODEL.bridge_address.ip)
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = ThreadingHTTPServer((bridge, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -8,16 +8,9 @@ import base64
 import time
 
 from tests.harness._net import wait_until
-from tests.lab.conftest import ansible, lab, needs_lab
+from tests.lab.conftest import MODEL, ansible, lab, needs_lab
 
-HOSTS = [
-    "conf1001.eqiad.wmnet",
-    "kafka1001.eqiad.wmnet",
-    "kafka1002.eqiad.wmnet",
-    "conf2001.codfw.wmnet",
-    "kafka2001.codfw.wmnet",
-    "kafka2002.codfw.wmnet",
-]
+HOSTS = [host.name for host in MODEL.hosts]
 
 pytestmark = needs_lab
 

@@ -83,10 +83,13 @@ class Service:
         path: str,
         body: bytes | None = None,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Response:
         req = urllib.request.Request(self.url + path, data=body, method=method)
         if body is not None:
             req.add_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return Response(resp.status, resp.read())
@@ -131,6 +134,7 @@ def service_config(tmp: Path, bootstrap: str, port: int, **overrides: Any) -> Pa
         ],
         "failed_events_log": str(tmp / "log" / "failed_events.log"),
         "max_body_bytes": 65536,
+        "max_event_bytes": 60000,
         "shutdown_timeout": 10,
         "test_event": {
             "$schema": "/test/event/1.0.0",

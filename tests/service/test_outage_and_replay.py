@@ -97,7 +97,10 @@ def test_outage_gives_503_and_replay_restores_each_event_once(
     # the same log twice in one run: each event is produced once, the repeats are skipped
     dry = replay("--dry-run", "--config", str(service.config_path), "stdin://", stdin=log_text * 2)
     assert dry.returncode == 0, dry.stderr
-    assert "read 6, produced 3, invalid 0, failed 0, skipped duplicates 3 (dry run)" in dry.stdout
+    assert (
+        "read 6, produced 3, already present 0, invalid 0, failed 0, skipped duplicates 3 (dry run)"
+        in dry.stdout
+    )
 
     invalid_out = tmp_path / "failed-replay-events.log"
     result = replay(
@@ -110,7 +113,7 @@ def test_outage_gives_503_and_replay_restores_each_event_once(
         stdin=log_text,
     )
     assert result.returncode == 0, result.stderr
-    assert "read 3, produced 3, invalid 0, failed 0" in result.stdout
+    assert "read 3, produced 3, already present 0, invalid 0, failed 0" in result.stdout
     assert not invalid_out.exists()
 
     ids = Counter(consume_ids(lone_broker, "eqiad.test.event"))
@@ -137,7 +140,7 @@ def test_replay_writes_what_fails_again_and_exits_non_zero(
         stdin=line + "\n",
     )
     assert result.returncode == 1
-    assert "read 1, produced 0, invalid 1, failed 0" in result.stdout
+    assert "read 1, produced 0, already present 0, invalid 1, failed 0" in result.stdout
     (record,) = [json.loads(x) for x in invalid_out.read_text().splitlines()]
     assert record["event"]["code"] == "replay"
     assert json.loads(record["event"]["rawEvent"]) == bad

@@ -89,7 +89,7 @@ def test_each_cluster_has_three_voters(lab: Lab, dc: str) -> None:
     quorum = lab.host(lab.broker(dc)).check_output("kafka metadata-quorum describe --status")
     voters = sorted(int(v) for v in re.findall(r'"id": (\d+)', quorum))
     members = [*lab.eventbus, *lab.loadbalancers]
-    expected = [lab.hostvar(name, "kafka_broker_id") for name in members if datacenter(name) == dc]
+    expected = [lab.hostvar(name, "kafka_node_id") for name in members if datacenter(name) == dc]
     assert voters == sorted(expected)
 
 

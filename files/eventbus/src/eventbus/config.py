@@ -58,12 +58,27 @@ class StreamRule:
         return self.pattern is not None and self.pattern.fullmatch(topic) is not None
 
 
+# Kafka's defaults: the producer's largest request, the brokers' largest record batch.
+DEFAULT_MAX_REQUEST_SIZE = 1048576
+DEFAULT_MESSAGE_MAX_BYTES = 1048588
+# What a record batch of one record adds to its key and value, with room to spare.
+RECORD_OVERHEAD = 512
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: list[str]
     producer: dict[str, Any] = field(default_factory=dict)
     security: dict[str, Any] = field(default_factory=dict)
     produce_timeout: float = 10.0
+    # the brokers' message.max.bytes (the kafka role keeps Kafka's default)
+    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
+    # seconds a topic seen in Kafka's topic list is trusted without asking again
+    topic_trust_seconds: float = 300.0
+
+    @property
+    def max_request_size(self) -> int:
+        return int(self.producer.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE))
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,22 @@ class Config:
     num_processes: int = 1
     max_body_bytes: int = 4 * 1024 * 1024
     max_events_per_request: int = 10_000
+    # the largest event (key and value) Kafka can take; checked against the limits above
+    max_event_bytes: int = 1_000_000
+    # events nested deeper than this are refused (JSON from hostile clients)
+    max_event_depth: int = 64
     shutdown_timeout: float = 30.0
+    # a request answers by then with what Kafka acknowledged (below the load balancer's
+    # server timeout, so that a client is never cut off and retries a batch that went in)
+    request_timeout: float = 20.0
+    # a client has this long to send its body, and an idle connection this long to send a
+    # request (slow clients cannot hold connections); at most this many connections a worker
+    body_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    max_connections: int = 1024
+    # hasty=true requests: events validated and answered 202 but not yet acknowledged by
+    # Kafka; over this many, a hasty request is handled as a guaranteed one (201 or 503)
+    hasty_max_in_flight: int = 10_000
     test_event: dict[str, Any] | None = None
 
 
@@ -137,13 +167,21 @@ def _kafka(data: Any) -> KafkaSettings:
             f"config key kafka.producer.acks: must be all, 0 or 1, got {producer['acks']!r}"
         )
     security = _settings(data, "security", SECURITY_SETTINGS)
-    timeout = _positive(
-        {"kafka.produce_timeout": data.get("produce_timeout", 10.0)},
-        "kafka.produce_timeout",
-        10.0,
-        float,
-    )
-    return KafkaSettings(servers, producer, security, timeout)
+    unknown = set(data) - {
+        "bootstrap_servers",
+        "producer",
+        "security",
+        "produce_timeout",
+        "message_max_bytes",
+        "topic_trust_seconds",
+    }
+    if unknown:
+        raise ConfigError(f"config key kafka.{sorted(unknown)[0]}: unknown")
+    prefixed = {f"kafka.{key}": value for key, value in data.items()}
+    timeout = _positive(prefixed, "kafka.produce_timeout", 10.0, float)
+    message_max = _positive(prefixed, "kafka.message_max_bytes", DEFAULT_MESSAGE_MAX_BYTES)
+    trust = _positive(prefixed, "kafka.topic_trust_seconds", 300.0, float)
+    return KafkaSettings(servers, producer, security, timeout, message_max, trust)
 
 
 def _streams(data: Any) -> list[StreamRule]:
@@ -192,7 +230,14 @@ def parse(data: Any) -> Config:
         "failed_events_log",
         "max_body_bytes",
         "max_events_per_request",
+        "max_event_bytes",
+        "max_event_depth",
         "shutdown_timeout",
+        "request_timeout",
+        "body_timeout",
+        "idle_timeout",
+        "max_connections",
+        "hasty_max_in_flight",
         "test_event",
     }
     unknown = set(data) - known
@@ -221,7 +266,7 @@ def parse(data: Any) -> Config:
     test_event = data.get("test_event")
     if test_event is not None and not isinstance(test_event, dict):
         raise ConfigError("config key test_event: must be an event (a mapping)")
-    return Config(
+    config = Config(
         datacenter=datacenter,
         kafka=_kafka(_require(data, "kafka", "")),
         schema_repositories=[Path(r) for r in repos],
@@ -232,9 +277,39 @@ def parse(data: Any) -> Config:
         num_processes=_positive(data, "num_processes", 1),
         max_body_bytes=_positive(data, "max_body_bytes", 4 * 1024 * 1024),
         max_events_per_request=_positive(data, "max_events_per_request", 10_000),
+        max_event_bytes=_positive(data, "max_event_bytes", 1_000_000),
+        max_event_depth=_positive(data, "max_event_depth", 64),
         shutdown_timeout=_positive(data, "shutdown_timeout", 30.0, float),
+        request_timeout=_positive(data, "request_timeout", 20.0, float),
+        body_timeout=_positive(data, "body_timeout", 10.0, float),
+        idle_timeout=_positive(data, "idle_timeout", 15.0, float),
+        max_connections=_positive(data, "max_connections", 1024),
+        hasty_max_in_flight=_positive(data, "hasty_max_in_flight", 10_000),
         test_event=test_event,
     )
+    _check_size_limits(config)
+    return config
+
+
+def _check_size_limits(config: Config) -> None:
+    """The largest event must fit in a request body, in a producer request and in a broker's
+    record batch: otherwise an event the service accepts could never be produced (and would be
+    answered 503 and replayed forever)."""
+    limits = {
+        "max_body_bytes": config.max_body_bytes,
+        "kafka.producer.max_request_size (less the record overhead)": (
+            config.kafka.max_request_size - RECORD_OVERHEAD
+        ),
+        "kafka.message_max_bytes (less the record overhead)": (
+            config.kafka.message_max_bytes - RECORD_OVERHEAD
+        ),
+    }
+    for name, limit in limits.items():
+        if config.max_event_bytes > limit:
+            raise ConfigError(
+                f"config key max_event_bytes: {config.max_event_bytes} is more than "
+                f"{name}, {limit}: such events could never reach Kafka; lower it or raise that"
+            )
 
 
 def load(path: Path = DEFAULT_PATH) -> Config:

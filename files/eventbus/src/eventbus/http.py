@@ -1,32 +1,43 @@
 """HTTP layer: the aiohttp application, its routes and thin handlers.
 
-Handlers translate between HTTP and ``Intake``; the error middleware turns anything
-unexpected into a 500 without internals (the traceback goes to the service log only).
+The app factory (``create_app``) opens what the service needs in ``cleanup_ctx`` - the Kafka
+producer with its topic catalog, the failed-events log, the intake - and closes it when the
+app stops (hasty produces still running are finished or logged first); SIGHUP reloads the
+configuration's schemas and stream rules through ``Intake.reload``. Handlers translate
+between HTTP and ``Intake``; what a client sends never turns into a 500: a body that does
+not decode is a 400, a body too slow to arrive a 408, a client gone mid-body one log line.
+The error middleware turns anything unexpected into a 500 without internals (the traceback
+goes to the service log only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
+from eventbus import config as config_module
 from eventbus import metrics, openapi
 from eventbus.config import Config
-from eventbus.failed_events import FailedEventsLog
+from eventbus.failed_events import FailedEventsLog, event_error
 from eventbus.intake import Intake
 from eventbus.producer import EventProducer
 from eventbus.schemas import SchemaNotFoundError, SchemaRepository
 
 log = logging.getLogger("eventbus.http")
 INTAKE = web.AppKey("intake", Intake)
-PRODUCER = web.AppKey("producer", EventProducer)
-CONFIG = web.AppKey("config", Config)
+CONFIG_PATH = web.AppKey("config_path", Path)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -77,7 +88,7 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[CONFIG].max_body_bytes
+        limit = request.app[INTAKE].config.max_body_bytes
         return problem(413, f"the body is larger than the limit of {limit} bytes")
     except web.HTTPException as err:
         if err.status >= 400 and err.content_type != "application/json":
@@ -88,12 +99,46 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return problem(500, "internal error; it was logged")
 
 
+class BodyError(Exception):
+    """The body could not be read; ``response`` says why to the client."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.text)
+        self.response = response
+
+
+async def read_body(request: web.Request, timeout: float) -> bytes:
+    """The request's body, decoded (Content-Encoding) and within ``timeout``; BodyError with a
+    4xx otherwise. A client gone mid-body is not the service failing: one INFO line."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    except TimeoutError:
+        log.info("body from %s not received within %ss: 408", request.remote, timeout)
+        raise BodyError(problem(408, f"the body did not arrive within {timeout:g} s")) from None
+    except (HttpProcessingError, RequestPayloadError) as err:  # e.g. gzip that is not gzip
+        message = (getattr(err, "message", "") or str(err)).strip().splitlines()[0]
+        raise BodyError(problem(400, f"the body could not be read: {message}")) from None
+    except (ConnectionError, asyncio.IncompleteReadError) as err:
+        log.info("client %s went away before its body arrived: %r", request.remote, err)
+        raise BodyError(problem(400, "the body did not arrive")) from None
+
+
 async def post_events(request: web.Request) -> web.Response:
+    intake = request.app[INTAKE]
     if request.content_type != "application/json":
         return problem(415, "send events as application/json")
-    body = await request.read()
+    try:
+        body = await read_body(request, intake.config.body_timeout)
+    except BodyError as err:
+        intake.failed.write(
+            [event_error("", f"request body refused: {err.response.text}", "parse")]
+        )
+        return err.response
     hasty = request.query.get("hasty", "").lower() in ("1", "true", "yes")
-    result = await request.app[INTAKE].handle(body, hasty=hasty)
+    result = await intake.handle(body, hasty=hasty)
     if result.status != 201:
         log.info("%d out of %d events were accepted.", result.accepted, len(result.outcomes))
     if result.status in (201, 202):
@@ -102,21 +147,26 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    if await request.app[PRODUCER].healthy():
+    intake = request.app[INTAKE]
+    reason = intake.failed.problem()
+    if reason is not None:
+        return problem(503, reason)
+    if await intake.producer.healthy():
         return json_response({"status": "ok"})
     return problem(503, "Kafka is not reachable")
 
 
 async def test_event(request: web.Request) -> web.Response:
     """Send the configured test event end to end (the deploy gate): 201 once Kafka has it."""
-    template = request.app[INTAKE].config.test_event
+    intake = request.app[INTAKE]
+    template = intake.config.test_event
     if template is None:
         return problem(404, "no test_event is configured")
     event = orjson.loads(orjson.dumps(template))
     meta = event.setdefault("meta", {})
     meta["id"] = str(uuid.uuid4())
     meta["dt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    result = await request.app[INTAKE].handle(orjson.dumps(event))
+    result = await intake.handle(orjson.dumps(event))
     if result.status == 201:
         return web.Response(status=201)
     return json_response(result.body(), result.status)
@@ -157,26 +207,43 @@ async def get_schema(request: web.Request) -> web.Response:
     return json_response(schema.document)
 
 
-def create_app(config: Config, producer: EventProducer | None = None) -> web.Application:
+def reload(app: web.Application) -> None:
+    """SIGHUP: new schemas and streams for the next requests; in-flight ones are untouched."""
+    path = app[CONFIG_PATH]
+    try:
+        fresh = config_module.load(path)
+    except config_module.ConfigError as err:
+        log.error("reload refused, keeping the running configuration: %s", err)
+        return
+    app[INTAKE].reload(fresh)
+    log.info("reloaded schemas and %d stream rule(s) from %s", len(fresh.streams), path)
+
+
+def create_app(config: Config, config_path: Path | None = None) -> web.Application:
+    """The application; with ``config_path``, SIGHUP reloads from it once the app runs."""
     app = web.Application(
         client_max_size=config.max_body_bytes, middlewares=[metrics_middleware, errors_middleware]
     )
-    producer = producer or EventProducer(config.kafka)
-    schemas = SchemaRepository(config.schema_repositories)
-    failed = FailedEventsLog(config.failed_events_log)
-    app[CONFIG] = config
-    app[PRODUCER] = producer
-    app[INTAKE] = Intake(config, schemas, producer, failed)
 
-    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
-        yield
-        intake = app[INTAKE]
-        if intake.background:  # hasty requests still producing
-            await asyncio.wait(intake.background, timeout=config.shutdown_timeout)
-        await producer.close(timeout=config.shutdown_timeout)
-        failed.close()
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        producer = EventProducer(config.kafka)
+        failed = FailedEventsLog(config.failed_events_log)
+        intake = Intake(config, SchemaRepository(config.schema_repositories), producer, failed)
+        app[INTAKE] = intake
+        try:
+            yield
+        finally:
+            await intake.stop_background(config.shutdown_timeout)
+            await producer.close(timeout=config.shutdown_timeout)
+            failed.close()
 
-    app.cleanup_ctx.append(lifecycle)
+    async def reload_on_sighup(app: web.Application) -> None:
+        if config_path is not None:
+            app[CONFIG_PATH] = config_path
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app)
+
+    app.cleanup_ctx.append(resources)
+    app.on_startup.append(reload_on_sighup)
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/_test/events", test_event)

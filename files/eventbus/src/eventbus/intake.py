@@ -1,27 +1,33 @@
 """One request's events, from the body's bytes to an outcome per event and a status code.
 
-Status codes: 201 all accepted; 207 some accepted; 400 none valid; 503 when valid events
-could not be produced (Kafka unreachable or too slow) - never 400 for an outage; with
-``hasty`` 202 once validated. Every event not accepted goes to the failed-events log.
+Status codes: 201 all accepted; 207 some accepted; 400 none valid (413 when every one was
+too large); 503 when valid events could not be produced (Kafka unreachable, too slow for the
+request's deadline, or the service stopping) - never 400 for an outage, never 500 for what a
+client sent; with ``hasty`` 202 once validated. Every event not accepted goes to the
+failed-events log; an event that could neither be produced nor logged makes the answer 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from eventbus import metrics
-from eventbus.config import Config, StreamRule
+from eventbus.config import Config
 from eventbus.failed_events import FailedEventsLog, event_error
 from eventbus.producer import EventProducer, KafkaUnavailableError, UnknownTopicError
-from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
+from eventbus.schemas import SchemaRepository
+from eventbus.validation import InvalidEventError, Validator, ValidEvent, event_id
 
 log = logging.getLogger("eventbus.intake")
 ACCEPTED, INVALID, ERROR = "accepted", "invalid", "error"
+STOPPING = "the service stopped before Kafka acknowledged the event; it was logged for replay"
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Outcome:
     status: str
     message: str = ""
     topic: str | None = None
+    too_large: bool = False
 
     def public(self) -> dict[str, Any]:
         return {"status": self.status, "index": self.index, "id": self.id, "message": self.message}
@@ -53,34 +60,20 @@ class IntakeResult:
         }
 
 
-class InvalidEventError(Exception):
-    """The event is invalid; the message is safe to show the client."""
-
-
-@dataclass
-class ValidEvent:
-    index: int
-    id: str | None
-    topic: str
-    key: bytes | None
-    value: bytes
-    schema: str
-
-
-def _event_id(event: Any) -> str | None:
-    if isinstance(event, dict) and isinstance(event.get("meta"), dict):
-        value = event["meta"].get("id")
-        return value if isinstance(value, str) else None
-    return None
-
-
-def _dotted(event: dict[str, Any], path: str) -> Any:
-    value: Any = event
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
+def serialised(event: Any) -> bytes | None:
+    """An event of a batch as JSON text, or None when even the standard library cannot
+    write it (then the whole body is logged for it)."""
+    try:
+        return orjson.dumps(event)
+    except orjson.JSONEncodeError:
+        try:
+            return json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        except (RecursionError, ValueError, UnicodeEncodeError):
             return None
-        value = value[part]
-    return value
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
 
 
 class Intake:
@@ -91,147 +84,165 @@ class Intake:
         producer: EventProducer,
         failed: FailedEventsLog,
     ) -> None:
-        self.config = config
-        self.schemas = schemas
+        self.validator = Validator(config, schemas)
         self.producer = producer
         self.failed = failed
-        self.background: set[asyncio.Task[Any]] = set()
+        # hasty=true: background produces, with the events each one still owes Kafka
+        self.background: dict[asyncio.Task[Any], list[ValidEvent]] = {}
+        self.hasty_in_flight = 0
 
-    # -- validation ------------------------------------------------------------------------
-    def _rule(self, topic: str) -> StreamRule:
-        for rule in self.config.streams:
-            if rule.matches(topic):
-                return rule
-        raise InvalidEventError(f"topic {topic} is not accepted by this service")
+    @property
+    def config(self) -> Config:
+        return self.validator.config
 
-    def validate(self, index: int, event: Any, raw: bytes | None = None) -> ValidEvent:
-        if not isinstance(event, dict):
-            raise InvalidEventError("an event must be a JSON object")
-        meta = event.get("meta")
-        if not isinstance(meta, dict):
-            raise InvalidEventError("the event has no meta object")
-        topic = meta.get("topic", meta.get("stream"))
-        if not isinstance(topic, str) or not topic:
-            raise InvalidEventError("the event names no topic (meta.topic or meta.stream)")
-        schema_uri = event.get("$schema", meta.get("schema_uri"))
-        if not isinstance(schema_uri, str) or not schema_uri:
-            raise InvalidEventError("the event names no schema ($schema)")
-        rule = self._rule(topic)
-        try:
-            schema = self.schemas.get(schema_uri)
-        except SchemaNotFoundError as err:
-            raise InvalidEventError(str(err)) from err
-        except SchemaInvalidError as err:
-            log.error("schema problem: %s", err)
-            raise InvalidEventError(f"schema {schema_uri} is not usable") from err
-        if rule.schema_title is not None and schema.title != rule.schema_title:
-            raise InvalidEventError(
-                f"topic {topic} takes events of schema {rule.schema_title}, not {schema.title}"
-            )
-        try:
-            schema.validate(event)
-        except Exception as err:
-            raise InvalidEventError(f"failed validating against {schema_uri}: {err}") from err
-        key = None
-        if rule.partition_key:
-            value = _dotted(event, rule.partition_key)
-            if value is not None:
-                key = (value if isinstance(value, str) else orjson.dumps(value).decode()).encode()
-        return ValidEvent(
-            index=index,
-            id=_event_id(event),
-            topic=f"{self.config.datacenter}.{topic}",
-            key=key,
-            value=raw if raw is not None else orjson.dumps(event),
-            schema=schema_uri,
-        )
+    @property
+    def schemas(self) -> SchemaRepository:
+        return self.validator.schemas
+
+    def reload(self, fresh: Config) -> None:
+        """SIGHUP: the schemas and stream rules of ``fresh`` for the next requests (in-flight
+        ones keep what they started with); the rest of the configuration needs a restart."""
+        self.validator.reload(fresh)
 
     # -- one request -----------------------------------------------------------------------
+    def _events(self, body: bytes, parsed: Any) -> Iterator[tuple[int, Any, bytes | None]]:
+        """(index, event, its JSON text) of each event: a lone event's text is the body as
+        received; a batch's events are written out again (None when they cannot be)."""
+        if not isinstance(parsed, list):
+            yield 0, parsed, body
+            return
+        for index, event in enumerate(parsed):
+            yield index, event, serialised(event)
+
     async def handle(self, body: bytes, hasty: bool = False) -> IntakeResult:
+        config = self.config
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as err:
-            raw = body.decode("utf-8", "replace")
-            self.failed.write([event_error(raw, f"malformed JSON: {err}", "parse")])
-            return IntakeResult(400, [Outcome(0, None, INVALID, f"malformed JSON: {err}")])
-        events = parsed if isinstance(parsed, list) else [parsed]
-        if not events:
-            return IntakeResult(400, [Outcome(0, None, INVALID, "the request holds no events")])
-        if len(events) > self.config.max_events_per_request:
-            raw = body.decode("utf-8", "replace")
-            message = f"more than {self.config.max_events_per_request} events in one request"
-            self.failed.write([event_error(raw, message, "validation")])
-            return IntakeResult(413, [Outcome(0, None, INVALID, message)])
+            message = f"malformed JSON: {err}"
+            self.failed.write([event_error(_text(body), message, "parse")])
+            return self._done(IntakeResult(400, [Outcome(0, None, INVALID, message)]))
+        count = len(parsed) if isinstance(parsed, list) else 1
+        if count == 0:
+            return self._done(
+                IntakeResult(400, [Outcome(0, None, INVALID, "the request holds no events")])
+            )
+        if count > config.max_events_per_request:
+            message = f"more than {config.max_events_per_request} events in one request"
+            self.failed.write([event_error(_text(body), message, "validation")])
+            return self._done(IntakeResult(413, [Outcome(0, None, INVALID, message)]))
 
-        raw_single = body.decode("utf-8") if not isinstance(parsed, list) else None
         outcomes: list[Outcome] = []
         valid: list[ValidEvent] = []
         failures: list[dict[str, Any]] = []
-        for index, event in enumerate(events):
+        for index, event, raw in self._events(body, parsed):
             try:
-                item = self.validate(index, event, body if raw_single is not None else None)
+                if raw is None:
+                    raise InvalidEventError("the event cannot be written as JSON")
+                valid.append(self.validator.validate(index, event, raw))
             except InvalidEventError as err:
-                outcomes.append(Outcome(index, _event_id(event), INVALID, str(err)))
-                raw = raw_single if raw_single is not None else orjson.dumps(event).decode()
+                outcomes.append(
+                    Outcome(index, event_id(event), INVALID, str(err), too_large=err.too_large)
+                )
                 schema = event.get("$schema", "") if isinstance(event, dict) else ""
+                logged = _text(raw) if raw is not None else _text(body)
                 failures.append(
                     event_error(
-                        raw, str(err), "validation", schema if isinstance(schema, str) else ""
+                        logged, str(err), "validation", schema if isinstance(schema, str) else ""
                     )
                 )
-                continue
-            valid.append(item)
 
-        if hasty and valid:
-            task = asyncio.ensure_future(self._produce_and_log(valid, raw_single))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+        if hasty and valid and self.hasty_in_flight + len(valid) <= config.hasty_max_in_flight:
+            self._produce_in_background(valid)
             outcomes.extend(Outcome(v.index, v.id, ACCEPTED, topic=v.topic) for v in valid)
             self.failed.write(failures)
-            return IntakeResult(202, sorted(outcomes, key=lambda o: o.index))
+            return self._done(IntakeResult(202, sorted(outcomes, key=lambda o: o.index)))
 
-        produced, produce_failures = await self._produce_all(valid, raw_single)
+        deadline = asyncio.get_running_loop().time() + config.request_timeout
+        produced, produce_failures = await self._produce_all(valid, deadline)
         outcomes.extend(produced)
         failures.extend(produce_failures)
-        self.failed.write(failures)
+        if not self.failed.write(failures):
+            for outcome in outcomes:
+                if outcome.status == ERROR:
+                    outcome.message += "; the failed-events log could not be written either"
         outcomes.sort(key=lambda o: o.index)
-        self._count(outcomes)
-        return IntakeResult(self._status(outcomes), outcomes)
+        return self._done(IntakeResult(self._status(outcomes), outcomes))
 
     @staticmethod
-    def _count(outcomes: list[Outcome]) -> None:
+    def _done(result: IntakeResult) -> IntakeResult:
         counts: dict[tuple[str, str], int] = {}
-        for outcome in outcomes:
+        for outcome in result.outcomes:
             label = (outcome.topic or "-", outcome.status)
             counts[label] = counts.get(label, 0) + 1
         for (topic, status), n in counts.items():
             metrics.EVENTS.labels(topic, status).inc(n)
+        return result
 
-    async def _produce_and_log(self, valid: list[ValidEvent], raw_single: str | None) -> None:
+    # -- producing -------------------------------------------------------------------------
+    def _produce_in_background(self, valid: list[ValidEvent]) -> None:
         """hasty=true: the client has its 202; failures still go to the log."""
-        _outcomes, failures = await self._produce_all(valid, raw_single)
+        self.hasty_in_flight += len(valid)
+        task = asyncio.ensure_future(self._produce_and_log(valid))
+        self.background[task] = valid
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self.hasty_in_flight -= len(self.background.pop(task, []))
+
+    async def _produce_and_log(self, valid: list[ValidEvent]) -> None:
+        deadline = asyncio.get_running_loop().time() + self.config.request_timeout
+        try:
+            outcomes, failures = await self._produce_all(valid, deadline)
+        except asyncio.CancelledError:  # the service is stopping: whatever Kafka has or not
+            self.failed.write([self._failure(v, STOPPING) for v in valid])
+            raise
+        except Exception:
+            log.exception("hasty produce failed; logging its %d event(s) for replay", len(valid))
+            self.failed.write([self._failure(v, "unexpected produce failure") for v in valid])
+            return
+        self._done(IntakeResult(202, [o for o in outcomes if o.status != ACCEPTED]))
         self.failed.write(failures)
 
+    async def stop_background(self, timeout: float) -> None:
+        """On stop: wait for hasty produces; those still running are cancelled, and their
+        events logged for replay (eventbus-replay skips what reached Kafka anyway)."""
+        if not self.background:
+            return
+        _done, pending = await asyncio.wait(list(self.background), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+            log.warning("stopped %d hasty produce(s) still waiting for Kafka", len(pending))
+
+    @staticmethod
+    def _failure(item: ValidEvent, message: str) -> dict[str, Any]:
+        return event_error(_text(item.value), message, "produce", item.schema)
+
     async def _produce_all(
-        self, valid: list[ValidEvent], raw_single: str | None
+        self, valid: list[ValidEvent], deadline: float
     ) -> tuple[list[Outcome], list[dict[str, Any]]]:
-        results = await self.producer.produce_many([(v.topic, v.value, v.key) for v in valid])
+        if not valid:
+            return [], []
+        results = await self.producer.produce_many(
+            [(v.topic, v.value, v.key) for v in valid], deadline
+        )
         outcomes, failures = [], []
         for item, result in zip(valid, results, strict=True):
             if not isinstance(result, Exception):
                 outcomes.append(Outcome(item.index, item.id, ACCEPTED, topic=item.topic))
                 continue
-            raw = raw_single if raw_single is not None else item.value.decode()
             if isinstance(result, UnknownTopicError):
                 message = f"topic {item.topic} does not exist in Kafka"
                 outcomes.append(Outcome(item.index, item.id, INVALID, message, item.topic))
-                failures.append(event_error(raw, message, "validation", item.schema))
-            else:
-                if not isinstance(result, KafkaUnavailableError):
-                    log.error("unexpected produce failure for %s", item.topic, exc_info=result)
-                message = "Kafka did not acknowledge the event; it was logged for replay"
-                outcomes.append(Outcome(item.index, item.id, ERROR, message, item.topic))
-                failures.append(event_error(raw, f"{message}: {result}", "produce", item.schema))
+                failures.append(event_error(_text(item.value), message, "validation", item.schema))
+                continue
+            if not isinstance(result, KafkaUnavailableError):
+                log.error("unexpected produce failure for %s: %r", item.topic, result)
+            message = "Kafka did not acknowledge the event; it was logged for replay"
+            outcomes.append(Outcome(item.index, item.id, ERROR, message, item.topic))
+            failures.append(self._failure(item, f"{message}: {result}"))
         return outcomes, failures
 
     @staticmethod
@@ -243,4 +254,6 @@ class Intake:
             return 207
         if any(o.status == ERROR for o in outcomes):
             return 503
+        if all(o.too_large for o in outcomes):
+            return 413
         return 400

@@ -26,6 +26,9 @@ REQUESTS = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1, 2, 5, 10),
 )
+CONNECTIONS_REFUSED = Counter(
+    "eventbus_connections_refused", "Connections refused over a worker's max_connections"
+)
 IN_FLIGHT = Gauge(
     "eventbus_requests_in_flight", "Requests being handled", multiprocess_mode="livesum"
 )

@@ -86,11 +86,14 @@ def document() -> dict[str, Any]:
                         "202": {"description": "hasty=true: all events valid, produce pending"},
                         "207": _json(_FAILURES, "Some events accepted; the others are listed"),
                         "400": _json(
-                            _FAILURES, "No event accepted: all invalid, or the body is not JSON"
+                            {"oneOf": [_PROBLEM, _FAILURES]},
+                            "No event accepted: all invalid, the body is not JSON, or its "
+                            "Content-Encoding does not decode",
                         ),
+                        "408": _json(_PROBLEM, "The body did not arrive within body_timeout"),
                         "413": _json(
                             {"oneOf": [_PROBLEM, _FAILURES]},
-                            "The body or the number of events is over the limit",
+                            "The body, the number of events or every event is over the limit",
                         ),
                         "415": _json(_PROBLEM, "The body is not application/json"),
                         "503": _json(
@@ -102,10 +105,11 @@ def document() -> dict[str, Any]:
             },
             "/healthz": {
                 "get": {
-                    "summary": "Health for the load balancer: 200 only when Kafka is reachable",
+                    "summary": "Health for the load balancer: 200 only when Kafka is reachable "
+                    "and the failed-events log can be written",
                     "responses": {
-                        "200": _json({"type": "object"}, "Kafka is reachable"),
-                        "503": _json(_PROBLEM, "Kafka is not reachable"),
+                        "200": _json({"type": "object"}, "Kafka is reachable, the log writable"),
+                        "503": _json(_PROBLEM, "Kafka is not reachable, or the log is not"),
                     },
                 }
             },

@@ -34,7 +34,6 @@ from kafka import errors as kafka_errors
 from eventbus.config import KafkaSettings
 
 log = logging.getLogger(__name__)
-CATALOG_TRUST_KNOWN = 300.0  # seconds a topic seen in the list is trusted without asking again
 CATALOG_MISS_REFRESH = 5.0  # an unknown topic triggers a refresh at most this often
 
 
@@ -84,7 +83,7 @@ class TopicCatalog:
 
     def known(self, topic: str) -> bool | None:
         """True/False from the cached list; None when the list should be refreshed first."""
-        if topic in self._topics and self.age < CATALOG_TRUST_KNOWN:
+        if topic in self._topics and self.age < self._settings.topic_trust_seconds:
             return True
         if self._refreshed_at and self.age < CATALOG_MISS_REFRESH:
             return False
@@ -120,10 +119,6 @@ class EventProducer:
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kafka-admin")
         self._producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Lock | None = None
-
-    @property
-    def wait_seconds(self) -> float:
-        return self.settings.produce_timeout + 2.0
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -167,41 +162,55 @@ class EventProducer:
             return False
         return True
 
-    async def produce_many(self, records: list[tuple[str, bytes, bytes | None]]) -> list[Any]:
-        """Send records and wait until Kafka acknowledged all of them (or gave up).
+    async def produce_many(
+        self, records: list[tuple[str, bytes, bytes | None]], deadline: float
+    ) -> list[Any]:
+        """Send records and wait until Kafka acknowledged all of them, gave up, or the loop's
+        clock reached ``deadline``.
 
         Returns, per record, its RecordMetadata or the exception that stopped it
-        (UnknownTopicError, KafkaUnavailableError).
+        (UnknownTopicError, KafkaUnavailableError). Records are handed to the producer one
+        after another (that only waits for room in its buffer or a topic's metadata) within
+        the one deadline, and their acknowledgements are awaited together. A record not
+        acknowledged by the deadline may still reach Kafka later (eventbus-replay looks for
+        it in Kafka before producing it again).
         """
+        loop = asyncio.get_running_loop()
+
+        def remaining() -> float:
+            return max(0.0, deadline - loop.time())
+
         results: list[Any] = [None] * len(records)
-        unknown: dict[str, UnknownTopicError] = {}
+        refused: dict[str, Exception] = {}
         for topic in {topic for topic, _value, _key in records}:
             try:
-                await self.check_topic(topic)
+                await asyncio.wait_for(self.check_topic(topic), remaining())
             except UnknownTopicError as err:
-                unknown[topic] = err
-        pending: dict[asyncio.Future[Any], int] = {}
+                refused[topic] = err
+            except (KafkaUnavailableError, TimeoutError) as err:
+                refused[topic] = KafkaUnavailableError(f"cannot list Kafka's topics: {err!r}")
         producer: AIOKafkaProducer | None = None
+        pending: dict[asyncio.Future[Any], int] = {}
         for index, (topic, value, key) in enumerate(records):
-            if topic in unknown:
-                results[index] = unknown[topic]
+            if topic in refused:
+                results[index] = refused[topic]
                 continue
             try:
-                producer = producer or await self._started()
-                # send() only waits for room in the buffer or for the topic's metadata
+                producer = producer or await asyncio.wait_for(
+                    asyncio.shield(self._started()), remaining()
+                )
                 future = await asyncio.wait_for(
-                    producer.send(topic, value=value, key=key), self.wait_seconds
+                    producer.send(topic, value=value, key=key), remaining()
                 )
-            except (TimeoutError, aiokafka_errors.KafkaError, KafkaUnavailableError) as err:
-                results[index] = (
-                    err
-                    if isinstance(err, KafkaUnavailableError)
-                    else KafkaUnavailableError(repr(err))
-                )
+            except KafkaUnavailableError as err:
+                results[index] = err
+                continue
+            except (TimeoutError, aiokafka_errors.KafkaError, OSError) as err:
+                results[index] = KafkaUnavailableError(repr(err))
                 continue
             pending[future] = index
         if pending:
-            done, not_done = await asyncio.wait(pending, timeout=self.wait_seconds)
+            done, not_done = await asyncio.wait(pending, timeout=remaining())
             for future in done:
                 error = future.exception()
                 results[pending[future]] = (
@@ -210,9 +219,8 @@ class EventProducer:
                     else future.result()
                 )
             for future in not_done:
-                future.cancel()
                 results[pending[future]] = KafkaUnavailableError(
-                    "Kafka did not acknowledge in time"
+                    "Kafka did not acknowledge within the request's deadline"
                 )
         return results
 

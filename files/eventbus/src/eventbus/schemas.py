@@ -20,6 +20,10 @@ import yaml
 
 SUFFIXES = ("", ".yaml", ".yml", ".json")
 MAX_CACHED = 4096
+# No file system takes longer names (a segment of 255 bytes, less the longest suffix) or
+# paths; a URI with longer ones names no schema.
+MAX_SEGMENT_BYTES = 250
+MAX_URI_BYTES = 2048
 
 
 class SchemaNotFoundError(LookupError):
@@ -40,11 +44,22 @@ class Schema:
 
 
 def relative_path(uri: str) -> PurePosixPath:
-    """The repository-relative path of a schema URI; refuses anything escaping the repo."""
-    path = urlsplit(uri).path if "://" in uri else uri
+    """The repository-relative path of a schema URI; refuses anything escaping the repo, and
+    names no file system could hold."""
+    shown = uri if len(uri) <= 100 else uri[:100] + "..."
+    if len(uri.encode("utf-8", "replace")) > MAX_URI_BYTES or "\x00" in uri:
+        raise SchemaNotFoundError(f"schema URI {shown!r} does not name a schema")
+    try:
+        path = urlsplit(uri).path if "://" in uri else uri
+    except ValueError:  # e.g. an invalid IPv6 host in a URL
+        raise SchemaNotFoundError(f"schema URI {shown!r} does not name a schema") from None
     parts = [p for p in PurePosixPath(path).parts if p not in ("/", "")]
-    if not parts or any(p in (".", "..") for p in parts):
-        raise SchemaNotFoundError(f"schema URI {uri!r} does not name a schema")
+    if (
+        not parts
+        or any(p in (".", "..") for p in parts)
+        or any(len(p.encode("utf-8", "replace")) > MAX_SEGMENT_BYTES for p in parts)
+    ):
+        raise SchemaNotFoundError(f"schema URI {shown!r} does not name a schema")
     return PurePosixPath(*parts)
 
 
@@ -77,9 +92,14 @@ class SchemaRepository:
         for root in self.roots:
             for suffix in SUFFIXES:
                 candidate = root / f"{relative}{suffix}"
-                if candidate.is_file():
+                try:
+                    found = candidate.is_file()
+                except (OSError, ValueError):  # a name the file system refuses
+                    found = False
+                if found:
                     return self._compile(uri, candidate)
-        raise SchemaNotFoundError(f"schema {uri} not found")
+        shown = uri if len(uri) <= 100 else uri[:100] + "..."
+        raise SchemaNotFoundError(f"schema {shown} not found")
 
     @staticmethod
     def _compile(uri: str, path: Path) -> Schema:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import shutil
@@ -26,27 +25,84 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 
 from eventbus import __version__, metrics
 from eventbus import config as config_module
-from eventbus.http import INTAKE, AccessLogger, create_app
+from eventbus.config import Config
+from eventbus.http import AccessLogger, create_app
 from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 
 log = logging.getLogger("eventbus.server")
 RESTART_BACKOFF_MAX = 10.0
 
 
+# What a client's bytes or a client's going away make aiohttp raise (and log with a
+# traceback): the client's doing, answered 4xx or not at all - one line is enough.
+CLIENT_FAULTS = (BadHttpMessage, RequestPayloadError, ConnectionError, asyncio.IncompleteReadError)
+
+
 class BadRequestsInOneLine(logging.Filter):
-    """aiohttp logs a malformed request (bad header bytes, ...) with a traceback; it is the
-    client's error, answered 400: one line is enough."""
+    """aiohttp logs a malformed request (bad header bytes, a body that does not decode, a
+    client gone mid-body) with a traceback; it is the client's error: one INFO line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], BadHttpMessage):
-            record.msg = "bad HTTP request answered 400: %s"
-            record.args = (str(record.exc_info[1]).splitlines()[0],)
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None and not isinstance(error, CLIENT_FAULTS):
+            error = error.__cause__ or error.__context__
+        if error is not None:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            record.msg = "client error (%s): %s"
+            record.args = (type(error).__name__, first)
             record.exc_info = None
+            record.exc_text = None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+class ConnectionCap:
+    """The protocol factory of a worker's server, with at most ``limit`` connections: one
+    more is answered 503 and closed at once (the load balancer tries another host)."""
+
+    def __init__(self, server: web.Server, limit: int) -> None:
+        self.server = server
+        self.limit = limit
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self.server.connections) >= self.limit:
+            return RefuseConnection()
+        return self.server()
+
+
+class RefuseConnection(asyncio.Protocol):
+    ANSWER = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: 59\r\n\r\n"
+        b'{"status": 503, "message": "too many connections; retry"}\n\n'
+    )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        metrics.CONNECTIONS_REFUSED.inc()
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self.ANSWER)
+        transport.close()
+
+
+class CappedSockSite(web.SockSite):
+    """A site on an already bound socket whose server takes at most ``limit`` connections."""
+
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, limit: int) -> None:
+        super().__init__(runner, sock)
+        self.limit = limit
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        self._server = await loop.create_server(
+            ConnectionCap(server, self.limit), sock=self._sock, backlog=self._backlog
+        )
 
 
 def listening_socket(address: str, port: int) -> socket.socket:
@@ -60,41 +116,37 @@ def listening_socket(address: str, port: int) -> socket.socket:
     return sock
 
 
-def reload(app: web.Application, path: Path) -> None:
-    """SIGHUP: new schemas and streams for the next requests; in-flight ones are untouched."""
-    try:
-        fresh = config_module.load(path)
-    except config_module.ConfigError as err:
-        log.error("reload refused, keeping the running configuration: %s", err)
-        return
-    intake = app[INTAKE]
-    intake.schemas = SchemaRepository(fresh.schema_repositories)
-    intake.config = dataclasses.replace(
-        intake.config, streams=fresh.streams, schema_repositories=fresh.schema_repositories
+async def serve(config: Config, path: Path, sock: socket.socket) -> None:
+    """Serve until SIGTERM/SIGINT, then stop gracefully: stop accepting, let in-flight
+    requests finish (they wait for Kafka) within shutdown_timeout, close the app (hasty
+    produces finished or logged, the producer flushed)."""
+    app = create_app(config, path)
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("eventbus.access"),
+        keepalive_timeout=config.idle_timeout,
+        shutdown_timeout=config.shutdown_timeout,
     )
-    log.info("reloaded schemas and %d stream rule(s) from %s", len(fresh.streams), path)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await CappedSockSite(runner, sock, config.max_connections).start()
+        log.info("worker %d listening on %s:%d", os.getpid(), config.listen_address, config.port)
+        notify_ready()  # only a lone worker has NOTIFY_SOCKET; the supervisor keeps it
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def run_worker(path: Path) -> None:
     config = config_module.load(path)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # libuv's loop: faster I/O
-    app = create_app(config)
-
-    async def on_startup(app: web.Application) -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app, path)
-        notify_ready()  # only a lone worker has NOTIFY_SOCKET; the supervisor keeps it
-
-    app.on_startup.append(on_startup)
     sock = listening_socket(config.listen_address, config.port)
-    log.info("worker %d listening on %s:%d", os.getpid(), config.listen_address, config.port)
-    web.run_app(
-        app,
-        sock=sock,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("eventbus.access"),
-        shutdown_timeout=config.shutdown_timeout,
-        print=None,
-    )
+    asyncio.run(serve(config, path, sock))
     log.info("worker %d stopped", os.getpid())
 
 

@@ -84,10 +84,10 @@ def test_set_membership_check_mode_writes_nothing():
 def test_set_membership_waits_for_sessions_then_reports():
     store = FakeStore(pool(True, True))
     result = set_membership(
-        store, "host1", "drained", wait=True, wait_sessions=True, sleep=lambda s: None
+        store, "host1", "depooled", wait=True, wait_sessions=True, sleep=lambda s: None
     )
     assert store.sessions == []  # polled until zero
-    assert result["after"]["state"] == "drained"
+    assert result["after"]["state"] == "depooled"
     assert len(store.writes) == 1
 
 
@@ -95,11 +95,11 @@ def test_set_membership_wait_times_out_with_what_it_saw():
     store = FakeStore(pool(True, True))
     store.sessions = [3] * 100
     ticks = iter(range(1000))
-    with pytest.raises(PoolError, match=r"did not reach state=drained .* 3 session\(s\)"):
+    with pytest.raises(PoolError, match=r"did not reach state=depooled .* 3 session\(s\)"):
         set_membership(
             store,
             "host1",
-            "drained",
+            "depooled",
             wait=True,
             wait_sessions=True,
             wait_timeout=5,
@@ -178,8 +178,9 @@ def test_parse_servers_state_into_pool_members():
     members = {row["srv_name"]: _haproxy.member_from_row(row) for row in rows}
     assert members == {
         "a": {"state": "pooled", "weight": 10, "health": "up", "serving": True},
-        "b": {"state": "depooled", "weight": 5, "health": "down", "serving": False},
-        "c": {"state": "drained", "weight": 10, "health": "up", "serving": False},
+        # maint (admin state 1): out of the pool's configuration; drain (8): depooled
+        "b": {"state": "inactive", "weight": 5, "health": "down", "serving": False},
+        "c": {"state": "depooled", "weight": 10, "health": "up", "serving": False},
     }
 
 

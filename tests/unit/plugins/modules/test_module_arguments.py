@@ -30,8 +30,9 @@ HAPROXY = {
     ("args", "message"),
     [
         ({**CONFTOOL, "name": "h"}, "nothing to do"),
-        ({**CONFTOOL, "name": "h", "state": "drained"}, "state=drained needs backend=haproxy"),
-        ({**HAPROXY, "name": "h", "state": "inactive"}, "state=inactive is a conftool state"),
+        # one definition for both backends: depooled is HAProxy's drain, no state of its own
+        ({**CONFTOOL, "name": "h", "state": "drained"}, "value of state must be one of"),
+        ({**HAPROXY, "name": "h", "state": "drained"}, "value of state must be one of"),
         (
             {**CONFTOOL, "name": "h", "state": "depooled", "wait": True, "wait_sessions": True},
             "wait_sessions needs",

@@ -1,0 +1,141 @@
+"""Validating one event the way the service accepts it: its stream's rule (topic or
+pattern, schema title, partition key), its JSON Schema, its depth and size. The service's
+intake and eventbus-replay both validate with this, so replay never produces an event the
+service would have refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from eventbus.config import Config, StreamRule
+from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
+
+log = logging.getLogger("eventbus.validation")
+
+
+class InvalidEventError(Exception):
+    """The event is invalid; the message is safe to show the client."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+@dataclass
+class ValidEvent:
+    index: int
+    id: str | None
+    topic: str
+    key: bytes | None
+    value: bytes
+    schema: str
+
+
+def event_id(event: Any) -> str | None:
+    if isinstance(event, dict) and isinstance(event.get("meta"), dict):
+        value = event["meta"].get("id")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _dotted(event: dict[str, Any], path: str) -> Any:
+    value: Any = event
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (no recursion: a hostile
+    event cannot exhaust the stack)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+class Validator:
+    """The configuration's stream rules and schemas, applied to one event at a time."""
+
+    def __init__(self, config: Config, schemas: SchemaRepository | None = None) -> None:
+        self.config = config
+        self.schemas = schemas or SchemaRepository(config.schema_repositories)
+
+    def reload(self, fresh: Config) -> None:
+        """The schemas and stream rules of ``fresh``; the rest of the configuration stays."""
+        self.schemas = SchemaRepository(fresh.schema_repositories)
+        self.config = dataclasses.replace(
+            self.config, streams=fresh.streams, schema_repositories=fresh.schema_repositories
+        )
+
+    def _rule(self, topic: str) -> StreamRule:
+        for rule in self.config.streams:
+            if rule.matches(topic):
+                return rule
+        shown = topic if len(topic) <= 200 else topic[:200] + "..."
+        raise InvalidEventError(f"topic {shown} is not accepted by this service")
+
+    def validate(self, index: int, event: Any, raw: bytes) -> ValidEvent:
+        """The event, checked against its stream's rule and its schema, as Kafka gets it;
+        InvalidEventError says why not. The service and eventbus-replay both use this."""
+        config = self.config
+        if not isinstance(event, dict):
+            raise InvalidEventError("an event must be a JSON object")
+        if nested_deeper_than(event, config.max_event_depth):
+            raise InvalidEventError(f"the event nests deeper than {config.max_event_depth} levels")
+        meta = event.get("meta")
+        if not isinstance(meta, dict):
+            raise InvalidEventError("the event has no meta object")
+        topic = meta.get("topic", meta.get("stream"))
+        if not isinstance(topic, str) or not topic:
+            raise InvalidEventError("the event names no topic (meta.topic or meta.stream)")
+        schema_uri = event.get("$schema", meta.get("schema_uri"))
+        if not isinstance(schema_uri, str) or not schema_uri:
+            raise InvalidEventError("the event names no schema ($schema)")
+        rule = self._rule(topic)
+        try:
+            schema = self.schemas.get(schema_uri)
+        except SchemaNotFoundError as err:
+            raise InvalidEventError(str(err)) from err
+        except SchemaInvalidError as err:
+            log.error("schema problem: %s", err)
+            raise InvalidEventError(f"schema {schema_uri} is not usable") from err
+        if rule.schema_title is not None and schema.title != rule.schema_title:
+            raise InvalidEventError(
+                f"topic {topic} takes events of schema {rule.schema_title}, not {schema.title}"
+            )
+        try:
+            schema.validate(event)
+        except Exception as err:
+            raise InvalidEventError(f"failed validating against {schema_uri}: {err}") from err
+        key = None
+        if rule.partition_key:
+            value = _dotted(event, rule.partition_key)
+            if value is not None:
+                key = (value if isinstance(value, str) else orjson.dumps(value).decode()).encode()
+        size = len(raw) + len(key or b"")
+        if size > config.max_event_bytes:
+            raise InvalidEventError(
+                f"the event is {size} bytes, more than the {config.max_event_bytes} Kafka takes",
+                too_large=True,
+            )
+        return ValidEvent(
+            index=index,
+            id=event_id(event),
+            topic=f"{config.datacenter}.{topic}",
+            key=key,
+            value=raw,
+            schema=schema_uri,
+        )

@@ -1,0 +1,97 @@
+"""``lab.py up | status | down``: the local lab of inventories/lab on this machine.
+
+    lab.py up        build (once) and boot every host of inventories/lab; idempotent
+    lab.py status    each host: running, reachable over ssh, boot id
+    lab.py down      power the hosts off and remove the lab network (--purge: their disks too)
+
+Each host is a systemd-nspawn container booted with real systemd and sshd, in a network
+namespace of its own, joined by a veth pair to a bridge on this machine. Hosts have no
+default route and no name server: they reach the controller and each other, nothing else.
+Needs root, systemd-nspawn and debootstrap (sudo make prerequisites installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+from eventbus_lab import image, machines, network
+from eventbus_lab._run import progress, run
+from eventbus_lab.inventory import STATE, Lab, LabError, load
+
+
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, containers): run it with sudo")
+    for tool in ("systemd-nspawn", "debootstrap", "ip", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            raise LabError(f"{tool} is missing: run sudo make prerequisites")
+
+
+def up(lab: Lab) -> None:
+    preflight()
+    STATE.mkdir(parents=True, exist_ok=True)
+    if not lab.key.exists():
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "eventbus-ops-lab",
+            "-f", str(lab.key))  # fmt: skip
+    base = image.base_image()
+    machines.nspawn_prerequisites()
+    network.network_up(lab)
+    for host in lab.hosts:
+        image.prepare_root(lab, host, base)
+        if not machines.supervisor_running(host):
+            progress(f"{host.short}: booting {host.name} at {host.address}")
+            machines.boot(host)
+    for host in lab.hosts:
+        boot_id = machines.wait_for_ssh(lab, host)
+        progress(f"{host.short}: up, reachable over ssh (boot id {boot_id[:8]})")
+    progress(f"lab up: {len(lab.hosts)} hosts; inventory: {lab.inventory}")
+
+
+def status(lab: Lab) -> int:
+    down = 0
+    for host in lab.hosts:
+        running = machines.supervisor_running(host) is not None
+        boot_id = machines.boot_id(lab, host) if running else ""
+        state = "up" if boot_id else ("booting or unreachable" if running else "down")
+        down += state != "up"
+        print(f"{host.name:24} {host.address:12} {state:24} {boot_id[:8]}")
+    return 1 if down else 0
+
+
+def teardown(lab: Lab, purge: bool) -> None:
+    preflight()
+    for host in lab.hosts:
+        if machines.supervisor_running(host):
+            progress(f"{host.short}: powering off")
+        machines.power_off(host)
+    network.network_down(lab)
+    if purge:
+        shutil.rmtree(STATE / "hosts", ignore_errors=True)
+    progress("lab down" + (" and host disks removed" if purge else ""))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="build and boot the lab (idempotent)")
+    sub.add_parser("status", help="show each host")
+    down_parser = sub.add_parser("down", help="power off and remove the lab network")
+    down_parser.add_argument("--purge", action="store_true", help="also remove the hosts' disks")
+    args = parser.parse_args(argv)
+    try:
+        lab = load()
+        if args.command == "up":
+            up(lab)
+        elif args.command == "status":
+            raise SystemExit(status(lab))
+        else:
+            teardown(lab, args.purge)
+    except (LabError, OSError) as err:
+        print(f"lab: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,85 @@
+"""The lab hosts' base image: a debootstrap root, built once and cached, copied per host."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+from eventbus_lab._run import progress, run
+from eventbus_lab.inventory import CACHE, Host, Lab
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# What hosts get from their distribution; the roles install the product on top.
+PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "python3-venv",
+    "iproute2",
+    "openssh-server",
+    "openjdk-17-jre-headless",
+    "tcpdump",
+    "nftables",
+    "ca-certificates",
+    "procps",
+    "less",
+    "haproxy",
+    "etcd-server",
+    "logrotate",
+]
+DISABLED_IN_IMAGE = ["haproxy.service", "etcd.service"]  # the roles enable them where needed
+
+
+def base_image() -> Path:
+    """A debootstrap root with PACKAGES, built once and cached."""
+    base = CACHE / "base"
+    marker = base / ".eventbus-lab-packages"
+    wanted = " ".join(PACKAGES)
+    if marker.exists() and marker.read_text() == wanted:
+        return base
+    progress(f"building the base image with debootstrap ({SUITE}); this takes a minute or two")
+    tmp = CACHE / "base.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    run(
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        SUITE,
+        str(tmp),
+        MIRROR,
+    )
+    run("systemctl", f"--root={tmp}", "disable", *DISABLED_IN_IMAGE, check=False, quiet=True)
+    (tmp / "etc" / "machine-id").write_text("")
+    marker_tmp = tmp / ".eventbus-lab-packages"
+    marker_tmp.write_text(wanted)
+    shutil.rmtree(base, ignore_errors=True)
+    tmp.rename(base)
+    return base
+
+
+def hosts_file(lab: Lab) -> str:
+    lines = ["127.0.0.1 localhost", f"{lab.bridge_address.ip} controller.lab"]
+    for host in lab.hosts:
+        lines.append(f"{host.address} {host.name} {host.short}")
+        lines.extend(f"{address} {name}" for name, address in host.service_addresses.items())
+    return "\n".join(lines) + "\n"
+
+
+def prepare_root(lab: Lab, host: Host, base: Path) -> None:
+    if not (host.root / ".eventbus-lab-host").exists():
+        progress(f"{host.short}: copying the base image")
+        shutil.rmtree(host.root, ignore_errors=True)
+        host.root.parent.mkdir(parents=True, exist_ok=True)
+        run("cp", "-a", str(base), str(host.root))
+        (host.root / "etc" / "machine-id").write_text(secrets.token_hex(16) + "\n")
+        (host.root / ".eventbus-lab-host").write_text(host.name)
+    (host.root / "etc" / "hostname").write_text(host.short + "\n")
+    (host.root / "etc" / "hosts").write_text(hosts_file(lab))
+    ssh = host.root / "root" / ".ssh"
+    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ssh / "authorized_keys").write_text(Path(f"{lab.key}.pub").read_text())
+    (ssh / "authorized_keys").chmod(0o600)

@@ -1,0 +1,49 @@
+"""Running the collection's playbooks on the lab, as a user of the collection would: by FQCN,
+from the collection installed from its tarball (scripts/install_collection.py), against the
+lab's inventory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from eventbus_lab.inventory import REPO, Lab
+
+BIN = Path(sys.executable).parent
+COLLECTIONS = Path(os.environ.get("EVENTBUS_COLLECTIONS_PATH", REPO / "build" / "installed"))
+
+
+def ansible_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
+    return {
+        **env,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        # the collection as installed from its tarball, not the checkout
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        "ANSIBLE_NOCOLOR": "1",  # output is read
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",  # one line per message: nothing folded
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    }
+
+
+def playbook(lab: Lab, *args: str, capture: bool = True, timeout: float = 1800):  # type: ignore[no-untyped-def]
+    """``ansible-playbook -i <lab inventory> ARGS``; the CompletedProcess."""
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), *args],
+        cwd=REPO,
+        env=ansible_env(),
+        capture_output=capture,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def install_collection() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "install_collection.py"), str(COLLECTIONS)],
+        check=False,
+        text=True,
+    )

@@ -1,0 +1,100 @@
+"""Looking at (and poking) the lab's hosts from the controller: a shell command over ssh,
+HAProxy's runtime API on a load balancer (through the pool agent's helper, which uses the
+collection's one HAProxy client), the real ``confctl`` against a datacenter's etcd, the
+service's version, and the event ids in a topic."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from eventbus_lab import machines
+from eventbus_lab.inventory import RELEASE_PYTHON, Lab, LabError
+
+LB_TOOL = "/usr/bin/python3 /usr/local/lib/eventbus-lb/eventbus_lb.py"
+KAFKA_IDS = Path(__file__).resolve().parents[2] / "scripts" / "kafka_ids.py"
+
+
+def sh(lab: Lab, name: str, command: str, timeout: float = 120) -> str:
+    """Run ``command`` on host ``name`` as root; its stdout, or LabError naming what failed."""
+    result = machines.ssh(lab, lab.host(name), command, timeout=timeout)
+    if result.returncode != 0:
+        raise LabError(
+            f"{name}: {command!r} failed ({result.returncode}): "
+            f"{result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result.stdout
+
+
+def haproxy(lab: Lab, lb: str, command: str) -> str:
+    """One command to HAProxy's runtime API on load balancer ``lb``."""
+    return sh(lab, lb, f"{LB_TOOL} runtime {shlex.quote(command)}")
+
+
+def haproxy_status(lab: Lab, lb: str, backend: str = "eventbus") -> dict[str, str]:
+    """HAProxy's status of each server of the backend (UP, DRAIN, MAINT, DOWN...)."""
+    rows = [line.split(",") for line in haproxy(lab, lb, "show stat").splitlines()]
+    return {
+        row[1]: row[17]
+        for row in rows
+        if row[0] == backend and row[1] not in ("FRONTEND", "BACKEND") and len(row) > 17
+    }
+
+
+def confctl(lab: Lab, dc: str, *args: str) -> str:
+    """Run the real confctl (PyPI conftool, in the controller's virtualenv) against the
+    datacenter's etcd, on its conf host."""
+    etcd_host = lab.host(lab.loadbalancer(dc)).address
+    with tempfile.TemporaryDirectory(prefix="confctl-") as tmp:
+        etcdrc = Path(tmp) / "etcdrc"
+        etcdrc.write_text(yaml.safe_dump({"host": etcd_host, "port": 2379, "protocol": "http"}))
+        config = Path(tmp) / "conftool.yaml"
+        config.write_text(yaml.safe_dump({"driver_options": {"etcd_config_file": str(etcdrc)}}))
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "confctl"), "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise LabError(f"confctl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def confctl_get(lab: Lab, name: str) -> dict:
+    """The host's conftool object, read with the real confctl."""
+    dc = lab.host(name).datacenter
+    out = confctl(lab, dc, "select", f"name={name}", "get")
+    return json.loads(out.strip().splitlines()[0])[name]
+
+
+def openapi_version(lab: Lab, name: str) -> str:
+    port = lab.settings["eventbus_port"]
+    url = f"http://{lab.host(name).address}:{port}/openapi.json"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)["info"]["version"]
+
+
+def ids_in_kafka(lab: Lab, dc: str, topic: str) -> list[str]:
+    """meta.id of every event in ``topic`` of the datacenter's cluster, read on a broker."""
+    broker = lab.brokers(dc)[0]
+    code = shlex.quote(KAFKA_IDS.read_text())
+    return json.loads(sh(lab, broker, f"{RELEASE_PYTHON} -c {code} {broker}:9092 {topic}"))
+
+
+def service_started_at(lab: Lab, name: str) -> str:
+    """When the host's eventbus service last started (monotonic, as systemd reports it)."""
+    command = "systemctl show --property ActiveEnterTimestampMonotonic --value eventbus"
+    return sh(lab, name, command).strip()
+
+
+def boot_id(lab: Lab, name: str) -> str:
+    return sh(lab, name, "cat /proc/sys/kernel/random/boot_id").strip()

@@ -1,0 +1,232 @@
+"""The lab's failure and operator cases, run after the proof under load (molecule under_load's
+side effect); each changes the lab, runs a playbook, records what it saw, and puts the lab
+back. The scenario's verify step only reads what was recorded (build/lab/cases.json).
+
+    lab_cases.py [--output build/lab/cases.json] [--version-file build/lab/proof-version]
+
+Cases (after_proof first: the lab as the proof under load left it):
+  after_proof      each host's version, release links, pool state; the rebooted hosts' boots
+  broken_service   a host whose service cannot start after its restart stops the rolling
+                   restart there (left depooled, the others untouched); repooled by hand after
+  under_replicated an under-replicated partition makes the reboot refuse before anything
+  replay           replay puts a produce failure into Kafka, and reports an invalid one
+  check_mode       the rolling restart in check mode changes nothing
+  operator_depool  a host an operator depooled is refused, or with runbook_skip_depooled left
+                   alone (and not repooled)
+  rollback         a rollback switches every host back to its previous release
+
+Exits 0 once every case ran (whatever it saw); 2 when the lab could not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eventbus_lab import playbooks, remote
+from eventbus_lab.inventory import RELEASE_PYTHON, REPO, Lab, LabError, load
+
+BUILD = REPO / "build" / "lab"
+FAILED_LOG = "/srv/log/eventbus/failed_events.log"
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(1)
+
+
+def run(lab: Lab, *args: str) -> dict[str, Any]:
+    say(f"ansible-playbook {shlex.join(args)}")
+    done = playbooks.playbook(lab, *args)
+    return {"rc": done.returncode, "stdout": done.stdout[-20000:]}
+
+
+def started(lab: Lab, names: list[str]) -> dict[str, str]:
+    return {name: remote.service_started_at(lab, name) for name in names}
+
+
+def in_sync(lab: Lab, dc: str) -> bool:
+    described = remote.sh(lab, lab.brokers(dc)[0], "kafka topic --describe")
+    pairs = re.findall(r"Replicas: ([\d,]+)\s+Isr: ([\d,]+)", described)
+    return bool(pairs) and all(sorted(r.split(",")) == sorted(i.split(",")) for r, i in pairs)
+
+
+# -- the cases ----------------------------------------------------------------------------------
+def after_proof(lab: Lab) -> dict[str, Any]:
+    hosts = {}
+    for name in lab.eventbus:
+        dc = lab.host(name).datacenter
+        hosts[name] = {
+            "version": remote.openapi_version(lab, name),
+            "current": remote.sh(lab, name, "readlink /srv/deployment/eventbus/current").strip(),
+            "previous": remote.sh(lab, name, "readlink /srv/deployment/eventbus/previous").strip(),
+            "conftool": remote.confctl_get(lab, name) if dc == "eqiad" else None,
+            "haproxy": remote.haproxy_status(lab, lab.loadbalancer(dc))[name],
+            "boots": len(remote.sh(lab, name, "journalctl --list-boots --no-pager").splitlines()),
+        }
+    return {"hosts": hosts}
+
+
+def broken_service(lab: Lab) -> dict[str, Any]:
+    broken = "kafka1001.eqiad.wmnet"  # the first host of the run
+    others = [name for name in lab.eventbus if name != broken]
+    seen: dict[str, Any] = {"host": broken, "started_before": started(lab, others)}
+    remote.sh(lab, broken, "cp /etc/eventbus/config.yaml /root/config.yaml.good")
+    remote.sh(lab, broken, "echo 'port: [' >> /etc/eventbus/config.yaml")  # cannot start
+    try:
+        seen["run"] = run(lab, "eventplatform.eventbus.rolling_restart",
+                          "-e", "runbook_confirm_traffic=false")  # fmt: skip
+        seen["started_after"] = started(lab, others)
+        seen["conftool"] = remote.confctl_get(lab, broken)
+        seen["haproxy"] = remote.haproxy_status(lab, lab.loadbalancer("eqiad"))[broken]
+    finally:  # repair, then repool by hand as the message says
+        remote.sh(lab, broken, "cp /root/config.yaml.good /etc/eventbus/config.yaml")
+        remote.sh(lab, broken, "systemctl restart eventbus")
+        remote.confctl(lab, "eqiad", "select", f"name={broken}", "set/pooled=yes")
+    lb = lab.loadbalancer("eqiad")
+    wait_for(lambda: remote.haproxy_status(lab, lb)[broken] == "UP", 60, f"{broken} repooled")
+    return seen
+
+
+def under_replicated(lab: Lab) -> dict[str, Any]:
+    target, stopped = "kafka2001.codfw.wmnet", "kafka2002.codfw.wmnet"
+    seen: dict[str, Any] = {
+        "boot_before": remote.boot_id(lab, target),
+        "started_before": remote.service_started_at(lab, target),
+    }
+    remote.sh(lab, stopped, "systemctl stop kafka")
+    try:
+        wait_for(lambda: not in_sync(lab, "codfw"), 60, "an under-replicated partition")
+        seen["run"] = run(lab, "eventplatform.eventbus.reboot", "-l", target)
+        seen["boot_after"] = remote.boot_id(lab, target)
+        seen["started_after"] = remote.service_started_at(lab, target)
+        seen["haproxy"] = remote.haproxy_status(lab, lab.loadbalancer("codfw"))[target]
+    finally:
+        remote.sh(lab, stopped, "systemctl start kafka")
+    wait_for(lambda: in_sync(lab, "codfw"), 180, "codfw back in sync")
+    return seen
+
+
+def append_event_error(lab: Lab, name: str, raw_event: dict, code: str) -> None:
+    """Append an EventError line to the host's failed-events log, as the service writes it."""
+    script = (
+        "import json; from eventbus.failed_events import event_error; "
+        f"print(json.dumps(event_error({json.dumps(raw_event)!r}, 'from the test', {code!r})))"
+    )
+    inner = f"{RELEASE_PYTHON} -c {shlex.quote(script)} >> {FAILED_LOG}"
+    remote.sh(lab, name, f"runuser -u eventbus -- sh -c {shlex.quote(inner)}")
+
+
+def replay(lab: Lab) -> dict[str, Any]:
+    name = "kafka2001.codfw.wmnet"
+    event_id = f"replay-{uuid.uuid4()}"
+    event = {"$schema": "/test/event/1.0.0", "meta": {"topic": "test.event", "id": event_id}}
+    append_event_error(lab, name, event, "produce")  # as during a Kafka outage
+    seen: dict[str, Any] = {"event_id": event_id}
+    seen["run"] = run(lab, "eventplatform.eventbus.replay_failed_events", "-l", name)
+    seen["in_kafka"] = event_id in remote.ids_in_kafka(lab, "codfw", "codfw.test.event")
+    seen["logs"] = remote.sh(lab, name, "ls /srv/log/eventbus")
+    invalid = {"$schema": "/test/event/1.0.0", "meta": {"topic": "test.event"}}  # no id
+    append_event_error(lab, name, invalid, "validation")
+    seen["again"] = run(lab, "eventplatform.eventbus.replay_failed_events", "-l", name)
+    seen["logs_again"] = remote.sh(lab, name, "ls /srv/log/eventbus")
+    return seen
+
+
+def check_mode(lab: Lab) -> dict[str, Any]:
+    seen: dict[str, Any] = {"started_before": started(lab, lab.eventbus)}
+    seen["run"] = run(lab, "eventplatform.eventbus.rolling_restart", "--check")
+    seen["started_after"] = started(lab, lab.eventbus)
+    seen["haproxy"] = {
+        dc: remote.haproxy_status(lab, lab.loadbalancer(dc)) for dc in lab.datacenters
+    }
+    return seen
+
+
+def operator_depool(lab: Lab) -> dict[str, Any]:
+    lb, held, other = lab.loadbalancer("codfw"), "kafka2002.codfw.wmnet", "kafka1001.eqiad.wmnet"
+    seen: dict[str, Any] = {
+        "held": held,
+        "other": other,
+        "started_before": started(lab, lab.eventbus),
+    }
+    # an operator depools it by hand (HAProxy's drain, what pool_member's depooled is)
+    remote.haproxy(lab, lb, f"set server eventbus/{held} state drain")
+    try:
+        seen["refused"] = run(lab, "eventplatform.eventbus.rolling_restart")
+        seen["started_after_refusal"] = started(lab, lab.eventbus)
+        seen["skipped"] = run(
+            lab, "eventplatform.eventbus.rolling_restart", "-l", f"{other},{held}",
+            "-e", "runbook_skip_depooled=true", "-e", "runbook_confirm_traffic=false",
+        )  # fmt: skip
+        seen["started_after_skip"] = started(lab, [other, held])
+        seen["haproxy_held"] = remote.haproxy_status(lab, lb)[held]
+    finally:
+        remote.haproxy(lab, lb, f"set server eventbus/{held} state ready")
+    return seen
+
+
+def rollback(lab: Lab, version: str) -> dict[str, Any]:
+    source = (REPO / "files" / "eventbus" / "pyproject.toml").read_text()
+    previous = re.search(r'^version = "([^"]+)"', source, re.M)
+    seen: dict[str, Any] = {"deployed": version, "previous": previous.group(1) if previous else ""}
+    rollback_vars = ["-e", "eventbus_rollback=true", "-e", "runbook_confirm_traffic=false"]
+    seen["run"] = run(lab, "eventplatform.eventbus.deploy", *rollback_vars)
+    seen["versions"] = {name: remote.openapi_version(lab, name) for name in lab.eventbus}
+    seen["previous_links"] = {
+        name: remote.sh(lab, name, "readlink /srv/deployment/eventbus/previous").strip()
+        for name in lab.eventbus
+    }
+    return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--output", type=Path, default=BUILD / "cases.json")
+    parser.add_argument("--version-file", type=Path, default=BUILD / "proof-version")
+    args = parser.parse_args(argv)
+    try:
+        lab = load()
+        version = args.version_file.read_text().strip()
+    except (LabError, OSError) as err:
+        print(f"lab_cases: {err}", file=sys.stderr)
+        return 2
+    cases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("after_proof", lambda: after_proof(lab)),
+        ("broken_service", lambda: broken_service(lab)),
+        ("under_replicated", lambda: under_replicated(lab)),
+        ("replay", lambda: replay(lab)),
+        ("check_mode", lambda: check_mode(lab)),
+        ("operator_depool", lambda: operator_depool(lab)),
+        ("rollback", lambda: rollback(lab, version)),
+    ]
+    seen: dict[str, Any] = {}
+    for name, case in cases:
+        say(f"case {name}")
+        try:
+            seen[name] = case()
+        except Exception as err:  # noqa: BLE001 - recorded; verify says which case broke
+            seen[name] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
+            say(f"case {name} could not complete: {err}")
+        args.output.write_text(json.dumps(seen, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

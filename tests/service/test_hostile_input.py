@@ -1,0 +1,266 @@
+"""Hostile and odd requests, by class: encodings and charsets, nesting, sizes at and around
+every limit, schema URIs, topic names, HTTP framing. Each gets a 4xx with a clear message
+(never a 5xx), each event not accepted has its failed-events line, the valid events of a
+batch still reach Kafka, and the service logs no traceback and stays healthy."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import socket
+import time
+import zlib
+
+import pytest
+
+from tests.harness._net import LOOPBACK
+from tests.harness.kafka import KafkaCluster
+from tests.service.conftest import Response, Service, make_event, wait_for_ids
+
+MAX_BODY = 65536  # service_config's max_body_bytes
+MAX_EVENT = 60000  # and max_event_bytes
+
+
+def deep(levels: int) -> dict:
+    """An object nested ``levels`` levels deep (the event itself is level 1)."""
+    value: dict = {}
+    for _level in range(levels - 2):
+        value = {"x": value}
+    return make_event(nested=value)
+
+
+def post_raw(service: Service, body: bytes, **headers: str) -> Response:
+    return service.request("POST", "/v1/events", body, headers=headers)
+
+
+def lines_mentioning(service: Service, text: str) -> list[dict]:
+    return [r for r in service.failed_records() if text in json.dumps(r)]
+
+
+# the service's own errors (its loggers are eventbus.*) and aiohttp's unhandled ones
+SERVICE_ERRORS = re.compile(r" (ERROR|CRITICAL) \([^)]*\) (eventbus|aiohttp)[a-z_.]*:|Traceback")
+
+
+def assert_clean(service: Service) -> None:
+    assert service.process is not None
+    assert service.process.poll() is None
+    assert service.request("GET", "/healthz").status == 200
+    errors = [line for line in service.log().splitlines() if SERVICE_ERRORS.search(line)]
+    assert errors == []
+
+
+# -- encodings and charsets -------------------------------------------------------------------
+def test_a_gzip_body_that_is_not_gzip_is_a_400(eventbus: Service) -> None:
+    response = post_raw(eventbus, b'{"not": "gzip"}', **{"Content-Encoding": "gzip"})
+    assert response.status == 400, response.body
+    assert b"could not be read" in response.body
+    assert lines_mentioning(eventbus, "request body refused")
+    assert_clean(eventbus)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_body_is_accepted(
+    eventbus: Service, kafka_cluster: KafkaCluster, encoding: str
+) -> None:
+    event = make_event()
+    raw = json.dumps(event).encode()
+    body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
+    response = post_raw(eventbus, body, **{"Content-Encoding": encoding})
+    assert response.status == 201, response.body
+    wait_for_ids(kafka_cluster, "eqiad.test.event", {event["meta"]["id"]})
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+def test_an_unsupported_content_encoding_is_a_400(eventbus: Service, encoding: str) -> None:
+    response = post_raw(eventbus, b"xx", **{"Content-Encoding": encoding})
+    assert response.status == 400
+    assert_clean(eventbus)
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("utf-16", json.dumps(make_event()).encode("utf-16")),
+        ("latin-1 bytes", b'{"meta": {"topic": "caf\xe9"}}'),
+        ("utf-8 bom", b"\xef\xbb\xbf" + json.dumps(make_event()).encode()),
+        ("nul byte", b'{"meta": {"topic": "test.event"}}\x00'),
+    ],
+)
+def test_odd_charsets_are_a_400_and_logged(eventbus: Service, name: str, body: bytes) -> None:
+    before = len(eventbus.failed_records())
+    response = eventbus.request("POST", "/v1/events", body)
+    assert response.status == 400, (name, response.body)
+    assert len(eventbus.failed_records()) == before + 1
+    assert eventbus.failed_records()[-1]["event"]["code"] == "parse"
+
+
+def test_a_charset_parameter_is_fine(eventbus: Service) -> None:
+    response = eventbus.request(
+        "POST", "/v1/events", json.dumps(make_event()).encode(), "application/json; charset=utf-8"
+    )
+    assert response.status == 201
+
+
+# -- nesting ---------------------------------------------------------------------------------
+def test_a_batch_with_one_event_nested_300_deep_accepts_the_others(
+    eventbus: Service, kafka_cluster: KafkaCluster
+) -> None:
+    good = [make_event(), make_event()]
+    deep_event = deep(300)
+    response = eventbus.post([good[0], deep_event, good[1]])
+    assert response.status == 207, response.body[:300]
+    failures = response.json()["failures"]
+    assert [(f["index"], f["status"]) for f in failures] == [(1, "invalid")]
+    assert "nests deeper than 64 levels" in failures[0]["message"]
+    wait_for_ids(kafka_cluster, "eqiad.test.event", {e["meta"]["id"] for e in good})
+    (line,) = lines_mentioning(eventbus, deep_event["meta"]["id"])
+    assert line["event"]["code"] == "validation"
+    assert_clean(eventbus)
+
+
+@pytest.mark.parametrize(("levels", "status"), [(63, 201), (64, 201), (65, 400), (900, 400)])
+def test_nesting_at_and_around_the_limit(eventbus: Service, levels: int, status: int) -> None:
+    response = eventbus.post(deep(levels))
+    assert response.status == status, response.body[:300]
+
+
+def test_nesting_beyond_what_json_parsers_take_is_a_400(eventbus: Service) -> None:
+    body = b'{"meta": {"topic": "test.event"}, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    assert eventbus.request("POST", "/v1/events", body).status == 400
+    assert_clean(eventbus)
+
+
+# -- sizes at and around every limit ------------------------------------------------------------
+def sized_event(total: int) -> bytes:
+    """A valid event whose JSON text is exactly ``total`` bytes."""
+    event = make_event(test="")
+    base = len(json.dumps(event).encode())
+    event["test"] = "x" * (total - base)
+    body = json.dumps(event).encode()
+    assert len(body) == total
+    return body
+
+
+@pytest.mark.parametrize(("size", "status"), [(MAX_EVENT, 201), (MAX_EVENT + 1, 413)])
+def test_event_size_at_and_over_the_limit(eventbus: Service, size: int, status: int) -> None:
+    response = eventbus.request("POST", "/v1/events", sized_event(size))
+    assert response.status == status, response.body[:300]
+    if status == 413:
+        assert f"more than the {MAX_EVENT} Kafka takes" in response.json()["failures"][0]["message"]
+
+
+def test_body_size_at_and_over_the_limit(eventbus: Service) -> None:
+    events = [make_event(test="y" * 1000) for _event in range(55)]
+    body = json.dumps(events).encode()
+    body = body[:-1] + b" " * (MAX_BODY - len(body)) + b"]"  # exactly the limit
+    assert len(body) == MAX_BODY
+    assert eventbus.request("POST", "/v1/events", body).status == 201
+    over = body[:-1] + b" ]"
+    response = eventbus.request("POST", "/v1/events", over)
+    assert response.status == 413
+    assert b"larger than the limit" in response.body
+
+
+def test_a_batch_with_one_too_large_event_accepts_the_others(eventbus: Service) -> None:
+    big = json.loads(sized_event(MAX_EVENT + 100))
+    response = eventbus.post([make_event(), big])
+    assert response.status == 207, response.body[:300]
+    (failure,) = response.json()["failures"]
+    assert failure["index"] == 1
+    assert "Kafka takes" in failure["message"]
+
+
+# -- schema URIs -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/test/" + "e" * 300 + "/1.0.0",
+        "/" + "a/" * 3000 + "1.0.0",
+        "/test/event/1.0.0\u0000",
+        "http://[::1/test/event/1.0.0",
+        "//" + "x" * 5000,
+        "/test/%2e%2e/%2e%2e/etc/passwd",
+        "",
+    ],
+)
+def test_odd_schema_uris_are_a_400(eventbus: Service, uri: str) -> None:
+    response = eventbus.post({**make_event(), "$schema": uri})
+    assert response.status == 400, response.body[:300]
+    assert_clean(eventbus)
+
+
+def test_a_long_schema_path_on_get_is_a_404(eventbus: Service) -> None:
+    assert eventbus.request("GET", "/v1/schemas/" + "s" * 300).status == 404
+    assert eventbus.request("GET", "/v1/schemas/" + "s/" * 2000).status == 404
+    assert_clean(eventbus)
+
+
+# -- topic names -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "topic",
+    ["t" * 10_000, "test.event\u0000", "../test.event", "test event", "тест", "", " "],
+)
+def test_odd_topics_are_a_400(eventbus: Service, topic: str) -> None:
+    response = eventbus.post(make_event(topic=topic))
+    assert response.status == 400, response.body[:300]
+    assert len(response.body) < 2000  # the message does not echo a huge topic back
+
+
+# -- HTTP framing ------------------------------------------------------------------------------
+def raw_exchange(service: Service, payload: bytes, timeout: float = 10) -> bytes:
+    port = int(service.url.rsplit(":", 1)[1])
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n{}{}{}",
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /v1/events HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"X-Bad: \x00\x01\r\nContent-Length: 2\r\n\r\n{}",
+    ],
+    ids=[
+        "bad-chunk",
+        "two-lengths",
+        "length-and-chunked",
+        "negative-length",
+        "version",
+        "garbage",
+        "control-header",
+    ],
+)
+def test_bad_framing_is_a_4xx(eventbus: Service, payload: bytes) -> None:
+    answer = raw_exchange(eventbus, payload)
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
+    assert 400 <= status < 500, answer[:200]
+    assert_clean(eventbus)
+
+
+def test_a_client_gone_mid_body_is_one_log_line(eventbus: Service) -> None:
+    port = int(eventbus.url.rsplit(":", 1)[1])
+    with socket.create_connection((LOOPBACK, port)) as sock:
+        sock.sendall(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b'{"meta": {"topic": '
+        )
+        time.sleep(0.5)
+    time.sleep(1)
+    assert_clean(eventbus)
+    assert eventbus.post(make_event()).status == 201
