@@ -30,8 +30,11 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from eventbus_lab import playbooks, remote
 from eventbus_lab.inventory import Lab, LabError, load
@@ -65,9 +68,9 @@ def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, fl
     return code, time.monotonic() - started
 
 
-def ids_in_kafka(dc: str, topic: str) -> set[str]:
+def ids_in_kafka(dc: str, topic: str) -> list[str]:
     try:
-        return set(remote.ids_in_kafka(lab(), dc, topic))
+        return remote.ids_in_kafka(lab(), dc, topic)
     except (LabError, ValueError) as err:
         raise LabRunError(f"could not read {topic} in {dc}: {err}") from None
 
@@ -92,6 +95,12 @@ def run(argv: list[str] | None) -> int:
     parser.add_argument("--playbook", action="append", required=True)
     parser.add_argument("-e", "--extra-vars", action="append", default=[])
     parser.add_argument("--rate", type=float, default=40.0, help="requests/s per datacenter")
+    parser.add_argument("--clients", type=int, default=16, help="connections per datacenter")
+    parser.add_argument(
+        "--kill-broker",
+        metavar="HOST:SECONDS",
+        help="SIGKILL HOST's Kafka broker SECONDS into the first playbook (systemd restarts it)",
+    )
     parser.add_argument("--report", type=Path, default=BUILD / "report.json")
     args = parser.parse_args(argv)
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -121,11 +130,14 @@ def run(argv: list[str] | None) -> int:
             str(REPO / "scripts" / "loadgen.py"),
             *(f"--target={dc}={address}" for dc, address in targets.items()),
             f"--rate={args.rate}",
+            f"--clients={args.clients}",
             f"--output={load_report}",
         ]
     )
     say(f"load: {args.rate:.0f} events/s to each of {', '.join(targets.values())}")
     time.sleep(5)
+    cpu = CpuMeter()
+    killer = broker_killer(args.kill_broker) if args.kill_broker else None
     runs = []
     for index, playbook in enumerate(args.playbook):
         step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
@@ -138,6 +150,9 @@ def run(argv: list[str] | None) -> int:
     time.sleep(3)
     load.send_signal(signal.SIGTERM)
     load.wait(120)
+    busy = cpu.busy_percent()
+    if killer is not None:
+        killer.cancel()
     try:
         clients = json.loads(load_report.read_text())["targets"]
     except (OSError, ValueError, KeyError) as err:
@@ -145,22 +160,73 @@ def run(argv: list[str] | None) -> int:
             f"the load generator left no report ({err}); see its output above"
         ) from None
 
-    report: dict = {"playbooks": runs, "datacenters": {}}
+    report: dict = {
+        "playbooks": runs,
+        "rate": args.rate,
+        "cpu_busy_percent": busy,
+        "killed_broker": KILLED,
+        "datacenters": {},
+    }
     for dc, seen in clients.items():
-        found = ids_in_kafka(dc, f"{dc}.test.event")
+        in_kafka = Counter(ids_in_kafka(dc, f"{dc}.test.event"))
         acked = set(seen["acknowledged"])
         report["datacenters"][dc] = {
             "sent": seen["sent"],
             "acknowledged": len(acked),
-            "found_in_kafka": len(acked & found),
-            "lost": sorted(acked - found),
+            "found_in_kafka": sum(1 for i in acked if in_kafka[i]),
+            "lost": sorted(i for i in acked if not in_kafka[i]),
+            "duplicated": sorted(i for i in acked if in_kafka[i] > 1),
             "failed_requests": seen["failures"],
+            "p99_ms": seen.get("p99_ms"),
         }
     args.report.write_text(json.dumps(report, indent=2))
     print_report(report)
     lost = sum(len(d["lost"]) for d in report["datacenters"].values())
     failed = sum(len(d["failed_requests"]) for d in report["datacenters"].values())
     return 3 if lost or failed or any(run["exit"] for run in runs) else 0
+
+
+KILLED: dict[str, Any] = {}
+
+
+class CpuMeter:
+    """The machine's CPU use (all cores, every process: the lab, the load, the controller)
+    from now to ``busy_percent()``, from /proc/stat."""
+
+    def __init__(self) -> None:
+        self.start = self.read()
+
+    @staticmethod
+    def read() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    def busy_percent(self) -> float:
+        total, idle = self.read()
+        spent, rested = total - self.start[0], idle - self.start[1]
+        return round(100.0 * (spent - rested) / spent, 1) if spent else 0.0
+
+
+def broker_killer(spec: str) -> threading.Timer:
+    """SIGKILL a host's Kafka broker after some seconds; systemd starts it again."""
+    host, _sep, seconds = spec.rpartition(":")
+
+    def kill() -> None:
+        try:
+            # the broker's JVM, not the unit's cgroup: systemd starts it again (on-failure)
+            remote.sh(
+                lab(), host, 'kill -KILL "$(systemctl show --property MainPID --value kafka)"'
+            )
+            KILLED.update(host=host, at=time.time())
+            say(f"SIGKILLed Kafka on {host}")
+        except LabError as err:
+            KILLED.update(host=host, error=str(err))
+
+    timer = threading.Timer(float(seconds), kill)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def print_report(report: dict) -> None:
@@ -176,10 +242,15 @@ def print_report(report: dict) -> None:
         print(
             f"{dc}: sent {counts['sent']}, acknowledged {counts['acknowledged']}, "
             f"found in Kafka {counts['found_in_kafka']}, lost {len(counts['lost'])}, "
-            f"failed requests {len(counts['failed_requests'])}"
+            f"duplicated {len(counts['duplicated'])}, "
+            f"failed requests {len(counts['failed_requests'])}, p99 {counts['p99_ms']} ms"
         )
         for failure in counts["failed_requests"][:5]:
             print(f"  failed: {failure}")
+    extra = f"load {report['rate']:.0f} events/s per datacenter, CPU {report['cpu_busy_percent']}%"
+    if report.get("killed_broker"):
+        extra += f", Kafka SIGKILLed on {report['killed_broker'].get('host')}"
+    print(extra)
 
 
 if __name__ == "__main__":

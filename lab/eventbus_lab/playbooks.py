@@ -4,6 +4,7 @@ lab's inventory."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,10 +29,20 @@ def ansible_env() -> dict[str, str]:
     }
 
 
-def playbook(lab: Lab, *args: str, capture: bool = True, timeout: float = 1800):  # type: ignore[no-untyped-def]
-    """``ansible-playbook -i <lab inventory> ARGS``; the CompletedProcess."""
+def playbook(  # type: ignore[no-untyped-def]
+    lab: Lab, *args: str, capture: bool = True, timeout: float = 1800, reason: str = "lab test"
+):
+    """``ansible-playbook -i <lab inventory> ARGS`` with a reason for the run lock and the
+    operations log (``-e runbook_reason=...``, which ARGS may override); the CompletedProcess."""
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), *args],
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(lab.inventory),
+            "-e",
+            json.dumps({"runbook_reason": reason}),
+            *args,
+        ],
         cwd=REPO,
         env=ansible_env(),
         capture_output=capture,

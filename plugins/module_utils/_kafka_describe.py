@@ -18,6 +18,7 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_heal
     quorum_summary,
     select_topics,
     summarize,
+    unreadable_topics,
 )
 
 
@@ -44,7 +45,15 @@ def describe_cluster(
         summary=summarize(described, metadata["brokers"], quorum, metadata.get("controller_id")),
     )
     if broker_id is not None:
-        impact = broker_impact(described, broker_id, metadata["brokers"], quorum)
+        # safety is the whole cluster's, whatever the description selected
+        everything, _missing = select_topics(metadata["topics"], include_internal=True)
+        impact = broker_impact(
+            describe_topics(everything, metadata["min_isr"]),
+            broker_id,
+            metadata["brokers"],
+            quorum,
+            unreadable_topics(metadata["topics"], metadata["min_isr"]),
+        )
         if not impact["registered"] and not impact["replicates"] and not impact["is_quorum_voter"]:
             raise KafkaModuleError(
                 "broker %d is not live in the cluster and holds no replica of the described "

@@ -153,11 +153,19 @@ def summarize(topics, brokers, quorum=None, controller_id=None):
     }
 
 
-def broker_impact(topics, broker_id, brokers, quorum=None):
-    """What stopping ``broker_id`` would do; ``safe_to_stop`` is false with reasons if it
-    would leave a partition offline or under min.insync.replicas, or the KRaft quorum
-    without a majority (the check Strimzi's KafkaAvailability makes before a roll)."""
-    leads, replicates, reasons = [], [], []
+def broker_impact(topics, broker_id, brokers, quorum=None, unreadable=None):
+    """What stopping ``broker_id`` would do - Strimzi's KafkaAvailability.canRoll, over every
+    topic of the cluster (internal ones included). ``safe_to_stop`` is false, with reasons,
+    when stopping it would leave a partition offline or under min.insync.replicas, when it is
+    an out-of-sync replica of a partition already under min.insync.replicas (its restart
+    delays the catch-up that partition waits for), when a topic's metadata or
+    min.insync.replicas could not be read (``unreadable``: fail closed), or when the KRaft
+    quorum would lose its majority. A topic whose replication factor is at or below its
+    min.insync.replicas cannot lose any replica and stay writable: it is reported in
+    ``warnings`` and does not block the roll (else it would block every roll, Strimzi 2964)."""
+    leads, replicates, reasons, warnings = [], [], [], []
+    for name, why in sorted((unreadable or {}).items()):
+        reasons.append("topic %s cannot be judged: %s" % (name, why))
     for p in _all_partitions(topics):
         if broker_id not in p["replicas"]:
             continue
@@ -165,10 +173,25 @@ def broker_impact(topics, broker_id, brokers, quorum=None):
         replicates.append(name)
         if p["leader"] == broker_id:
             leads.append(name)
+        topic = topics[p["topic"]]
+        min_isr = topic["min_insync_replicas"]
+        if topic["replication_factor"] <= min_isr:
+            warning = (
+                "%s has replication factor %d and min.insync.replicas=%d: it cannot lose a "
+                "replica and stay writable, and does not block the roll"
+                % (p["topic"], topic["replication_factor"], min_isr)
+            )
+            if warning not in warnings:
+                warnings.append(warning)
+            continue
         if broker_id not in p["isr"]:
-            continue  # not in sync: stopping it changes nothing for this partition
+            if p["under_min_isr"]:
+                reasons.append(
+                    "%s is already under min.insync.replicas=%d (in sync %s), and broker %d is "
+                    "a replica still catching up" % (name, min_isr, p["isr"], broker_id)
+                )
+            continue  # not in sync: stopping it changes nothing else for this partition
         remaining = [b for b in p["isr"] if b != broker_id]
-        min_isr = topics[p["topic"]]["min_insync_replicas"]
         if not remaining:
             reasons.append(
                 "%s would go offline: broker %d is its only in-sync replica" % (name, broker_id)
@@ -193,4 +216,17 @@ def broker_impact(topics, broker_id, brokers, quorum=None):
         "replicates": replicates,
         "safe_to_stop": not reasons,
         "reasons": reasons,
+        "warnings": warnings,
     }
+
+
+def unreadable_topics(raw_topics, min_isr_by_topic):
+    """{topic: why} for topics whose metadata came with an error, or whose
+    min.insync.replicas Kafka did not answer."""
+    result = {}
+    for raw in raw_topics:
+        if raw.get("error_code", 0) != 0:
+            result[raw["name"]] = "metadata error code %s" % raw["error_code"]
+        elif raw["name"] not in min_isr_by_topic:
+            result[raw["name"]] = "its min.insync.replicas was not answered"
+    return result

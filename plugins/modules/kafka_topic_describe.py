@@ -193,12 +193,22 @@ broker:
       elements: str
       sample: [eqiad.mediawiki.page_delete-0, eqiad.test.event-0]
     safe_to_stop:
-      description: False when stopping it would leave a partition offline or under
-        C(min.insync.replicas), or the quorum without a majority.
+      description: Judged on every topic of the cluster, internal ones included, as Strimzi's
+        canRoll does - false when stopping it would leave a partition offline or under
+        C(min.insync.replicas), when it is an out-of-sync replica of a partition already
+        under C(min.insync.replicas), when a topic's metadata or C(min.insync.replicas) could
+        not be read (fail closed), or when the KRaft quorum would lose its majority.
       type: bool
       sample: true
     reasons:
       description: Why it is not safe to stop; empty when it is.
+      type: list
+      elements: str
+      sample: []
+    warnings:
+      description: Topics whose replication factor is at or below their
+        C(min.insync.replicas) - they cannot lose a replica and stay writable, and are not
+        allowed to block a roll forever.
       type: list
       elements: str
       sample: []
@@ -228,7 +238,9 @@ def main():
     module = kafka_module(argument_spec())
     try:
         with admin_session(module.params) as admin:
-            metadata = fetch_cluster_metadata(admin, module.params["topics"])
+            # a broker's safety is judged on every topic of the cluster
+            wanted = None if module.params["broker_id"] is not None else module.params["topics"]
+            metadata = fetch_cluster_metadata(admin, wanted)
         result = describe_cluster(
             metadata,
             topics=module.params["topics"],

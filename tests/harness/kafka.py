@@ -8,6 +8,8 @@ makes Kafka do a controlled shutdown) and started again during a test.
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterable
@@ -218,6 +220,40 @@ class KafkaCluster:
         node = self.nodes[node_id]
         if node.process is not None:
             node.process.stop(timeout=timeout)
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node: no controlled shutdown, its leaderships fail over."""
+        node = self.nodes[node_id]
+        if node.process is not None:
+            node.process.kill()
+
+    def pause_node(self, node_id: int) -> None:
+        """SIGSTOP one node: it holds its connections and answers nothing (a hung broker)."""
+        self._signal(node_id, signal.SIGSTOP)
+
+    def resume_node(self, node_id: int) -> None:
+        self._signal(node_id, signal.SIGCONT)
+
+    def _signal(self, node_id: int, signum: int) -> None:
+        pid = self.nodes[node_id].process.pid if self.nodes[node_id].process else None
+        if pid is None:
+            raise RuntimeError(f"Kafka node {node_id} is not running")
+        os.kill(pid, signum)
+
+    def leader(self, topic: str, partition: int = 0) -> int:
+        """The node id leading a partition, as the cluster's metadata says."""
+        from kafka import KafkaAdminClient
+
+        running = [n.bootstrap for n in self.nodes.values() if n.running]
+        admin = KafkaAdminClient(bootstrap_servers=running, request_timeout_ms=5000)
+        try:
+            (described,) = admin.describe_topics([topic])
+            for item in described["partitions"]:
+                if item["partition_index"] == partition and item["leader_id"] >= 0:
+                    return int(item["leader_id"])
+        finally:
+            admin.close()
+        raise KeyError(f"{topic}-{partition}")
 
     def stop(self) -> None:
         with ThreadPoolExecutor(max_workers=self.size) as pool:

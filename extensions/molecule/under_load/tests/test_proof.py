@@ -70,9 +70,19 @@ def test_the_three_playbooks_ran_and_exited_0(proof: dict) -> None:
 def test_no_request_failed_and_every_acknowledged_event_is_in_kafka(proof: dict, dc: str) -> None:
     counts = proof["datacenters"][dc]
     assert counts["failed_requests"] == []
-    assert counts["acknowledged"] == counts["sent"] > 500
+    assert counts["acknowledged"] == counts["sent"] > 20_000  # 200/s for minutes
     assert counts["lost"] == []
     assert counts["found_in_kafka"] == counts["acknowledged"]
+    # a producer's retry after a broker's death can duplicate an event (idempotence is off,
+    # see the service's producer.py); counted and reported, the goal is none
+    print(f"{dc}: duplicated {len(counts['duplicated'])}: {counts['duplicated'][:5]}")
+    assert len(counts["duplicated"]) <= 10
+
+
+def test_a_kafka_broker_was_sigkilled_during_the_run(proof: dict) -> None:
+    assert proof["killed_broker"].get("host") == "kafka1002.eqiad.wmnet"
+    assert "error" not in proof["killed_broker"]
+    assert proof["rate"] == 200
 
 
 def test_the_rebooted_hosts_have_a_new_boot(cases: dict) -> None:

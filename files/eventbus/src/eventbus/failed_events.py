@@ -31,11 +31,13 @@ from typing import Any
 
 import orjson
 
+from eventbus import metrics
+
 log = logging.getLogger("eventbus.failed_events")
 EVENT_ERROR_SCHEMA = "EventError"
 ERROR_LOG_INTERVAL = 60.0  # seconds between two error lines about an unwritable log
 # below this much free space the log counts as unwritable (a batch's lines must fit)
-MIN_FREE_BYTES = 1 << 20
+MIN_FREE_BYTES = 64 << 10
 EVENT_ERROR_REVISION = 14035058  # eventlogging's EventError schema revision
 CODES = ("validation", "parse", "produce", "replay")
 
@@ -109,10 +111,12 @@ class FailedEventsLog:
                 return False
             self.written += len(records)
             self.last_error = None
+        metrics.FAILED_EVENTS_LOGGED.inc(len(records))
         return True
 
     def _failed(self, err: OSError, count: int) -> None:
         self.write_errors += count
+        metrics.FAILED_EVENTS_LOG_WRITE_ERRORS.inc(count)
         self.last_error = f"{self.path}: {err.strerror or err}"
         now = time.monotonic()
         if now - self._last_error_logged >= ERROR_LOG_INTERVAL:

@@ -26,6 +26,13 @@ REQUESTS = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1, 2, 5, 10),
 )
+FAILED_EVENTS_LOGGED = Counter(
+    "eventbus_failed_events_logged", "Lines written to the failed-events log"
+)
+FAILED_EVENTS_LOG_WRITE_ERRORS = Counter(
+    "eventbus_failed_events_log_write_errors",
+    "Events that could not be written to the failed-events log (disk full, permissions)",
+)
 CONNECTIONS_REFUSED = Counter(
     "eventbus_connections_refused", "Connections refused over a worker's max_connections"
 )

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import uvloop
 from aiohttp import web
@@ -83,9 +84,9 @@ class RefuseConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         metrics.CONNECTIONS_REFUSED.inc()
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self.ANSWER)
-        transport.close()
+        stream = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio subclass
+        stream.write(self.ANSWER)
+        stream.close()
 
 
 class CappedSockSite(web.SockSite):

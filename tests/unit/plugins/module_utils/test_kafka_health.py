@@ -179,3 +179,53 @@ def test_a_voter_that_stopped_fetching_is_not_in_sync():
     quorum = health.quorum_summary(raw_quorum([1, 2, 3], down=[2], stale=[3]))
     assert quorum["voters_in_sync"] == [1]
     assert quorum["has_majority"] is False
+
+
+# -- Strimzi's canRoll, over every topic ------------------------------------------------------
+def test_an_out_of_sync_replica_of_a_partition_under_min_isr_is_not_safe_to_stop():
+    # isr [1] of replicas [1, 2, 3], min ISR 2: broker 3 is catching up; stopping it delays that
+    topics = described([raw_topic("t", raw_partition(0, 1, [1, 2, 3], [1]))], 2)
+    impact = health.broker_impact(topics, 3, [1, 2, 3])
+    assert impact["safe_to_stop"] is False
+    assert "t-0 is already under min.insync.replicas=2" in impact["reasons"][0]
+    # an out-of-sync replica of a partition that still has enough in sync is fine
+    fine = described([raw_topic("t", raw_partition(0, 1, [1, 2, 3], [1, 2]))], 2)
+    assert health.broker_impact(fine, 3, [1, 2, 3])["safe_to_stop"] is True
+
+
+def test_internal_topics_count_for_safety():
+    raw = [raw_topic("__consumer_offsets", raw_partition(0, 2, [1, 2], [2]), internal=True)]
+    impact = health.broker_impact(described(raw, 1), 2, [1, 2])
+    assert impact["safe_to_stop"] is False
+    assert "__consumer_offsets-0 would go offline" in impact["reasons"][0]
+
+
+@pytest.mark.parametrize(
+    ("unreadable", "reason"),
+    [
+        ({"t": "metadata error code 5"}, "topic t cannot be judged: metadata error code 5"),
+        ({"t": "its min.insync.replicas was not answered"}, "was not answered"),
+    ],
+)
+def test_what_cannot_be_read_fails_closed(unreadable, reason):
+    impact = health.broker_impact(described(HEALTHY), 1, [1, 2, 3], unreadable=unreadable)
+    assert impact["safe_to_stop"] is False
+    assert reason in impact["reasons"][0]
+
+
+def test_unreadable_topics_are_found():
+    raw = [*HEALTHY, {"name": "broken", "error_code": 5, "partitions": []}]
+    min_isr = {t["name"]: 2 for t in HEALTHY if t["name"] != "eqiad.test.event"}
+    assert health.unreadable_topics(raw, min_isr) == {
+        "broken": "metadata error code 5",
+        "eqiad.test.event": "its min.insync.replicas was not answered",
+    }
+
+
+@pytest.mark.parametrize(("replicas", "min_isr"), [([1], 1), ([1, 2], 2), ([1, 2], 3)])
+def test_a_topic_that_cannot_lose_a_replica_warns_and_does_not_block(replicas, min_isr):
+    topics = described([raw_topic("rf", raw_partition(0, 1, replicas, replicas))], min_isr)
+    impact = health.broker_impact(topics, 1, [1, 2, 3])
+    assert impact["safe_to_stop"] is True
+    (warning,) = impact["warnings"]
+    assert f"rf has replication factor {len(replicas)} and min.insync.replicas={min_isr}" in warning
