@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help prerequisites venv lock kafka-bundle lint ruff ansible-lint sanity unit integration test build \
-	clean lab-up lab-down lab-status lab-restart molecule changelog-lint constraints
+	clean lab-up lab-down lab-status lab-restart lab-faults molecule changelog-lint constraints
 
 help:
 	@echo "make prerequisites  install the Debian packages and check Python 3.11 (root; idempotent)"
@@ -80,6 +80,10 @@ molecule: prerequisites venv kafka-bundle
 # post events to both datacenters, and print the report.
 lab-restart: prerequisites venv kafka-bundle
 	$(BIN)/python scripts/lab_under_load.py --up --converge --playbook eventplatform.eventbus.rolling_restart
+
+# The fault matrix of the rolling playbooks on the lab (docs/faults.md); the lab converged.
+lab-faults: venv
+	$(BIN)/python scripts/lab_faults.py --markdown docs/faults.md
 
 lab-up: prerequisites venv
 	$(BIN)/python scripts/lab.py up

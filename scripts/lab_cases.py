@@ -14,6 +14,8 @@ Cases (after_proof first: the lab as the proof under load left it):
   operator_depool  a host an operator depooled is refused, or with runbook_skip_depooled left
                    alone (and not repooled)
   rollback         a rollback switches every host back to its previous release
+  canary           a deploy of a release that refuses valid events: its first canary is
+                   rolled back by itself, repooled, and no other host is touched
 
 Exits 0 once every case ran (whatever it saw); 2 when the lab could not be used.
 """
@@ -24,6 +26,8 @@ import argparse
 import json
 import re
 import shlex
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -196,6 +200,43 @@ def rollback(lab: Lab, version: str) -> dict[str, Any]:
     return seen
 
 
+def canary(lab: Lab) -> dict[str, Any]:
+    source = BUILD / "eventbus-broken"
+    made = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "release_source.py"), str(source), "--post", "9",
+         "--broken"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    version = made.stdout.strip()
+    links = "readlink /srv/deployment/eventbus/current"
+    seen: dict[str, Any] = {
+        "version": version,
+        "started_before": started(lab, lab.eventbus),
+        "current_before": {name: remote.sh(lab, name, links).strip() for name in lab.eventbus},
+    }
+    port = lab.settings["eventbus_port"]
+    load = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "loadgen.py"), "--rate", "50", "--clients", "4",
+         *(f"--target={dc}={lab.service_address(dc)}:{port}" for dc in lab.datacenters),
+         f"--output={BUILD / 'canary-load.json'}"],
+    )  # fmt: skip
+    try:
+        seen["run"] = run(
+            lab, "eventplatform.eventbus.deploy", "-e", f"eventbus_version={version}",
+            "-e", f"eventbus_source_dir={source}", "-e", "runbook_canary_window=15",
+        )  # fmt: skip
+    finally:
+        load.send_signal(signal.SIGTERM)
+        load.wait(120)
+    seen["started_after"] = started(lab, lab.eventbus)
+    seen["current_after"] = {name: remote.sh(lab, name, links).strip() for name in lab.eventbus}
+    seen["haproxy"] = {
+        dc: remote.haproxy_status(lab, lab.loadbalancer(dc)) for dc in lab.datacenters
+    }
+    seen["conftool"] = remote.confctl_get(lab, "kafka1001.eqiad.wmnet")
+    return seen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--output", type=Path, default=BUILD / "cases.json")
@@ -215,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         ("check_mode", lambda: check_mode(lab)),
         ("operator_depool", lambda: operator_depool(lab)),
         ("rollback", lambda: rollback(lab, version)),
+        ("canary", lambda: canary(lab)),
     ]
     seen: dict[str, Any] = {}
     for name, case in cases:

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def run(argv: list[str] | None) -> int:
     )
     parser.add_argument("--playbook", action="append", required=True)
     parser.add_argument("-e", "--extra-vars", action="append", default=[])
-    parser.add_argument("--rate", type=float, default=40.0, help="requests/s per datacenter")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests/s per datacenter")
     parser.add_argument("--clients", type=int, default=16, help="connections per datacenter")
     parser.add_argument(
         "--kill-broker",
@@ -138,6 +139,8 @@ def run(argv: list[str] | None) -> int:
     time.sleep(5)
     cpu = CpuMeter()
     killer = broker_killer(args.kill_broker) if args.kill_broker else None
+    watcher = AlertWatcher(alertmanagers())
+    watcher.start()
     runs = []
     for index, playbook in enumerate(args.playbook):
         step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
@@ -151,6 +154,7 @@ def run(argv: list[str] | None) -> int:
     load.send_signal(signal.SIGTERM)
     load.wait(120)
     busy = cpu.busy_percent()
+    alerts = watcher.stop()
     if killer is not None:
         killer.cancel()
     try:
@@ -165,6 +169,8 @@ def run(argv: list[str] | None) -> int:
         "rate": args.rate,
         "cpu_busy_percent": busy,
         "killed_broker": KILLED,
+        "alerts": alerts,
+        "silences_left": active_silences(alertmanagers()) if alertmanagers() else [],
         "datacenters": {},
     }
     for dc, seen in clients.items():
@@ -206,6 +212,59 @@ class CpuMeter:
         total, idle = self.read()
         spent, rested = total - self.start[0], idle - self.start[1]
         return round(100.0 * (spent - rested) / spent, 1) if spent else 0.0
+
+
+class AlertWatcher(threading.Thread):
+    """Polls each datacenter's Alertmanager while the playbooks run: every alert seen, with
+    whether it was silenced (suppressed) or not - the proof that maintenance is silenced."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.urls = urls
+        self.seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.5):
+            for url in self.urls:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=3) as answer:
+                        alerts = json.load(answer)
+                except (OSError, ValueError):
+                    continue
+                for alert in alerts:
+                    labels = alert.get("labels", {})
+                    key = (labels.get("alertname", ""), labels.get("instance", ""),
+                           alert.get("status", {}).get("state", ""))  # fmt: skip
+                    self.seen.setdefault(key, {
+                        "alertname": key[0], "instance": key[1], "state": key[2],
+                        "silenced_by": alert.get("status", {}).get("silencedBy", []),
+                        "at": time.time(),
+                    })  # fmt: skip
+
+    def stop(self) -> list[dict[str, Any]]:
+        self.halt.set()
+        self.join(10)
+        return list(self.seen.values())
+
+
+def alertmanagers() -> list[str]:
+    """Each datacenter's Alertmanager, from the lab's inventory (eventbus_alertmanager_url)."""
+    found = []
+    for dc in lab().datacenters:
+        path = lab().inventory / "group_vars" / f"{dc}.yml"
+        for line in path.read_text().splitlines():
+            if line.startswith("eventbus_alertmanager_url:"):
+                found.append(line.split(":", 1)[1].split("#")[0].strip())
+    return found
+
+
+def active_silences(urls: list[str]) -> list[dict[str, Any]]:
+    active = []
+    for url in urls:
+        with urllib.request.urlopen(f"{url}/api/v2/silences", timeout=5) as answer:
+            active += [s for s in json.load(answer) if s["status"]["state"] == "active"]
+    return active
 
 
 def broker_killer(spec: str) -> threading.Timer:

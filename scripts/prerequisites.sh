@@ -17,9 +17,10 @@ apt_packages=(
   systemd-container debootstrap iproute2 openssh-client  # the lab: systemd-nspawn hosts
   git make python3-venv ca-certificates
   wrk              # benchmarks: HTTP load
+  prometheus prometheus-alertmanager  # promtool checks the metrics and alert rules
 )
 # Debian starts these when it installs them; the tests and the lab run their own.
-packaged_services=(etcd haproxy)
+packaged_services=(etcd haproxy prometheus prometheus-alertmanager prometheus-node-exporter)
 
 fail() { echo "prerequisites: $*" >&2; exit 1; }
 

@@ -6,7 +6,8 @@
 #                                              and packs DEST.tar.gz beside it (what the kafka role pushes)
 #   files/kafka-bundle/resolve.sh --record     re-resolves and rewrites SHA256SUMS (after a version bump)
 #
-# DEST/libs holds the jars, DEST/config/log4j2.properties the logging setup; run a broker with
+# DEST/libs holds the jars, DEST/agent the Prometheus JMX exporter's java agent (checksums in
+# SHA256SUMS.agent), DEST/config/log4j2.properties the logging setup; run a broker with
 #   java -Dlog4j2.configurationFile=DEST/config/log4j2.properties -cp 'DEST/libs/*' kafka.Kafka server.properties
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,13 +17,16 @@ version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.x
 cache=${EVENTBUS_OPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eventbus-ops}
 dest=${1:-$cache/kafka-$version}
 
-verify() { (cd "$1/libs" && sha256sum --quiet --strict -c "$here/SHA256SUMS") >&2; }
+verify() {
+  (cd "$1/libs" && sha256sum --quiet --strict -c "$here/SHA256SUMS") >&2 \
+    && (cd "$1/agent" && sha256sum --quiet --strict -c "$here/SHA256SUMS.agent") >&2
+}
 
 pack() {
   if [[ ! -f "$1.tar.gz" ]]; then
     local partial
     partial=$(mktemp "$1.tar.gz.XXXXXX")  # concurrent runs each write their own
-    tar -C "$1" -czf "$partial" libs config VERSION
+    tar -C "$1" -czf "$partial" libs agent config VERSION
     chmod 0644 "$partial"
     mv -f "$partial" "$1.tar.gz"
   fi
@@ -42,12 +46,13 @@ trap 'rm -rf "$tmp" "$work"' EXIT
 # Maven writes target/ beside the pom: build from a copy, so that this directory (inside an
 # installed collection, perhaps read-only) is never written to.
 cp "$here/pom.xml" "$work/pom.xml"
-mvn -q -B -f "$work/pom.xml" package -Dbundle.libs="$tmp/libs" >&2 \
+mvn -q -B -f "$work/pom.xml" package -Dbundle.libs="$tmp/libs" -Dbundle.agent="$tmp/agent" >&2 \
   || { echo "resolve.sh: mvn could not resolve Apache Kafka $version (see above): check the network or Maven's mirror settings" >&2; exit 1; }
 mkdir -p "$tmp/config"
 cp "$here/log4j2.properties" "$tmp/config/"
 if [[ $record -eq 1 ]]; then
   (cd "$tmp/libs" && sha256sum -- *.jar) > "$here/SHA256SUMS"
+  (cd "$tmp/agent" && sha256sum -- *.jar) > "$here/SHA256SUMS.agent"
   echo "recorded $(wc -l < "$here/SHA256SUMS") checksums in $here/SHA256SUMS" >&2
 fi
 # exactly the recorded jars, each with its recorded checksum

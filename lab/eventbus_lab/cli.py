@@ -40,6 +40,9 @@ def up(lab: Lab) -> None:
     machines.nspawn_prerequisites()
     network.network_up(lab)
     for host in lab.hosts:
+        if image.outdated(host, base) and machines.supervisor_running(host):
+            progress(f"{host.short}: the base image changed; powering off to copy it again")
+            machines.power_off(host)
         image.prepare_root(lab, host, base)
         if not machines.supervisor_running(host):
             progress(f"{host.short}: booting {host.name} at {host.address}")

@@ -29,8 +29,19 @@ PACKAGES = [
     "haproxy",
     "etcd-server",
     "logrotate",
+    "prometheus",
+    "prometheus-alertmanager",
+    # the package module needs it: the hosts reach no package index, so packages are in the image
+    "python3-apt",
 ]
-DISABLED_IN_IMAGE = ["haproxy.service", "etcd.service"]  # the roles enable them where needed
+# the roles enable them where needed
+DISABLED_IN_IMAGE = [
+    "haproxy.service",
+    "etcd.service",
+    "prometheus.service",
+    "prometheus-alertmanager.service",
+    "prometheus-node-exporter.service",
+]
 
 
 def base_image() -> Path:
@@ -69,14 +80,29 @@ def hosts_file(lab: Lab) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _built_from(host: Host, base: Path) -> str:
+    return f"{host.name}\n{(base / '.eventbus-lab-packages').read_text()}"
+
+
+def outdated(host: Host, base: Path) -> bool:
+    """The host's root was not copied from this base image (a host copied from an older
+    image would lack what the roles now expect)."""
+    marker = host.root / ".eventbus-lab-host"
+    return not marker.exists() or marker.read_text() != _built_from(host, base)
+
+
 def prepare_root(lab: Lab, host: Host, base: Path) -> None:
-    if not (host.root / ".eventbus-lab-host").exists():
+    """The host's root, copied from the base image unless it already was (the host is not
+    running: see cli.up)."""
+    marker = host.root / ".eventbus-lab-host"
+    built_from = _built_from(host, base)
+    if outdated(host, base):
         progress(f"{host.short}: copying the base image")
         shutil.rmtree(host.root, ignore_errors=True)
         host.root.parent.mkdir(parents=True, exist_ok=True)
         run("cp", "-a", str(base), str(host.root))
         (host.root / "etc" / "machine-id").write_text(secrets.token_hex(16) + "\n")
-        (host.root / ".eventbus-lab-host").write_text(host.name)
+        marker.write_text(built_from)
     (host.root / "etc" / "hostname").write_text(host.short + "\n")
     (host.root / "etc" / "hosts").write_text(hosts_file(lab))
     ssh = host.root / "root" / ".ssh"

@@ -35,14 +35,7 @@ def playbook(  # type: ignore[no-untyped-def]
     """``ansible-playbook -i <lab inventory> ARGS`` with a reason for the run lock and the
     operations log (``-e runbook_reason=...``, which ARGS may override); the CompletedProcess."""
     return subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(lab.inventory),
-            "-e",
-            json.dumps({"runbook_reason": reason}),
-            *args,
-        ],
+        playbook_argv(lab, *args, reason=reason),
         cwd=REPO,
         env=ansible_env(),
         capture_output=capture,
@@ -50,6 +43,12 @@ def playbook(  # type: ignore[no-untyped-def]
         timeout=timeout,
         check=False,
     )
+
+
+def playbook_argv(lab: Lab, *args: str, reason: str = "lab test") -> list[str]:
+    """The command line of :func:`playbook` (run it with ``cwd=REPO, env=ansible_env()``)."""
+    reason_var = json.dumps({"runbook_reason": reason})
+    return [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-e", reason_var, *args]
 
 
 def install_collection() -> subprocess.CompletedProcess[str]:

@@ -264,14 +264,17 @@ def _unmap(address):
 
 
 # -- the check -------------------------------------------------------------------------------
-def wait_until_idle(sampler, window, max_rate, timeout, port, clock=time.time):
-    """Sample until the rate is at or under ``max_rate``; IdleCheckError after ``timeout``."""
+def wait_until_idle(sampler, window, max_rate, timeout, port, clock=time.time, windows=1):
+    """Sample until the rate is at or under ``max_rate`` in ``windows`` consecutive samples
+    (sparse traffic can pass one quiet window); IdleCheckError after ``timeout``."""
     started = clock()
     samples = []
+    quiet = 0
     while True:
         sample = sampler.sample(window)
         samples.append(sample)
-        if sample.rate <= max_rate:
+        quiet = quiet + 1 if sample.rate <= max_rate else 0
+        if quiet >= windows:
             return samples
         if clock() - started + window > timeout:
             raise IdleCheckError(
@@ -334,6 +337,8 @@ def run(params, find_binary, clock=time.time, euid=None):
         )
     if params["window"] <= 0 or params["timeout"] < params["window"]:
         raise IdleCheckError("window must be positive and timeout at least one window")
+    if params.get("windows", 1) < 1:
+        raise IdleCheckError("windows must be 1 or more")
     started = clock()
     samples = []
     method = params["method"]
@@ -343,7 +348,12 @@ def run(params, find_binary, clock=time.time, euid=None):
         sampler = choose_sampler(params, find_binary, destinations, ignore)
         method = sampler.method
         samples = wait_until_idle(
-            sampler, params["window"], params["max_rate"], params["timeout"], params["port"]
+            sampler,
+            params["window"],
+            params["max_rate"],
+            params["timeout"],
+            params["port"],
+            windows=params.get("windows", 1),
         )
         result = dict(changed=False, idle=True)
         if params["wait_drained"]:

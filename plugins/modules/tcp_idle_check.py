@@ -17,8 +17,8 @@ description:
     C(tcpdump dst eventbus.svc.eqiad.wmnet and port 8085 and "tcp[tcpflags] & tcp-syn != 0")
     piped to C(pv -l).
   - Counts new connections (inbound SYNs) to O(port) over O(window) seconds and repeats until
-    the rate is at or under O(max_rate), or fails after O(timeout) with the rate and the top
-    source addresses.
+    the rate is at or under O(max_rate) in O(windows) consecutive samples, or fails after
+    O(timeout) with the rate and the top source addresses.
   - O(destination) counts only connections to the service address, as the runbook's C(dst)
     does, so a load balancer's health checks to the host's own address do not count;
     O(ignore_sources) leaves out given sources.
@@ -50,6 +50,12 @@ options:
       - Seconds each sample lasts.
     type: float
     default: 5.0
+  windows:
+    description:
+      - Consecutive samples that must be at or under O(max_rate) - one quiet window can be
+        luck when traffic is sparse.
+    type: int
+    default: 1
   max_rate:
     description:
       - Highest rate of new connections per second that counts as idle.
@@ -164,6 +170,7 @@ def main():
             destination=dict(type="str"),
             ignore_sources=dict(type="list", elements="str", default=[]),
             window=dict(type="float", default=5.0),
+            windows=dict(type="int", default=1),
             max_rate=dict(type="float", default=0.0),
             timeout=dict(type="float", default=120.0),
             wait_drained=dict(type="bool", default=False),

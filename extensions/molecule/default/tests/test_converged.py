@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -108,3 +109,44 @@ def test_every_partition_is_fully_in_sync(lab: Lab, dc: str) -> None:
         if sorted(replicas.split(",")) != sorted(isr.split(","))
     ]
     assert out_of_sync == []
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_prometheus_scrapes_every_service_broker_and_load_balancer(lab: Lab, dc: str) -> None:
+    prometheus = f"http://{lab.address(lab.loadbalancer(dc))}:9090"
+    deadline = time.monotonic() + 60  # the first scrapes after a converge
+    while True:
+        targets = get_json(f"{prometheus}/api/v1/targets?state=active")["data"]["activeTargets"]
+        health = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in targets}
+        if all(h == "up" for h in health.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    jobs = {job for job, _instance in health}
+    assert jobs == {"eventbus", "kafka", "haproxy"}
+    members = [*lab.eventbus, *lab.loadbalancers]
+    kafka_nodes = [name for name in members if datacenter(name) == dc]
+    assert len([1 for job, _i in health if job == "kafka"]) == len(kafka_nodes)
+    assert {k: h for k, h in health.items() if h != "up"} == {}
+    rules = get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
+    alerts = {rule["name"] for group in rules for rule in group["rules"]}
+    assert {"EventbusServiceDown", "KafkaUnderReplicatedPartitions", "KafkaOfflinePartitions"} <= alerts
+
+
+def test_the_jmx_exporter_serves_the_broker_metrics_the_alerts_read(lab: Lab, dc: str) -> None:
+    with urllib.request.urlopen(f"http://{lab.address(lab.broker(dc))}:7071/metrics") as response:
+        text = response.read().decode()
+    for name in (
+        "kafka_server_replicamanager_underreplicatedpartitions",
+        "kafka_server_replicamanager_underminisrpartitioncount",
+        "kafka_server_replicamanager_leadercount",
+        "kafka_server_replicamanager_isrshrinks_total",
+        "kafka_network_requestmetrics_totaltimems",
+        "kafka_server_brokertopicmetrics_messagesin_total",
+        "jvm_memory_used_bytes",
+    ):
+        assert re.search(rf"^{name}(\{{| )", text, re.M), name
+    assert re.search(r"^kafka_server_replicamanager_underreplicatedpartitions 0\.0$", text, re.M)

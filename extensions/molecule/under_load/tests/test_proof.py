@@ -50,21 +50,35 @@ def case(cases: dict[str, Any], name: str) -> dict[str, Any]:
     return seen
 
 
-def test_the_three_playbooks_ran_and_exited_0(proof: dict) -> None:
+def test_the_four_playbooks_ran_and_exited_0(proof: dict) -> None:
     runs = [(run["playbook"].split()[0], run["exit"]) for run in proof["playbooks"]]
     assert runs == [
         ("eventplatform.eventbus.rolling_restart", 0),
         ("eventplatform.eventbus.reboot", 0),
         ("eventplatform.eventbus.deploy", 0),
+        ("eventplatform.eventbus.kafka_rolling_restart", 0),
     ]
     rolling = proof["playbooks"][0]
     assert sorted(rolling["hosts"]) == MODEL.eventbus
     for host, steps in rolling["hosts"].items():
         assert [s["step"] for s in steps] == [
-            "depool", "idle", "restart", "health", "log check", "repool", "traffic",
+            "silence", "depool", "idle", "restart", "health", "log check", "repool", "traffic",
+            "unsilence",
         ], host  # fmt: skip
     rebooted = {host for host, steps in proof["playbooks"][1]["hosts"].items() if steps}
     assert rebooted == {"kafka1001.eqiad.wmnet", "kafka2002.codfw.wmnet"}
+    deploy = proof["playbooks"][2]["hosts"]
+    for canary in ("kafka1001.eqiad.wmnet", "kafka2001.codfw.wmnet"):  # first of each dc
+        assert [s["step"] for s in deploy[canary]][-1] == "canary", canary
+    # the Kafka roll: every node of both clusters, controller-only nodes first, the active
+    # controller last (the order is the report's)
+    roll = proof["playbooks"][3]["hosts"]
+    assert sorted(roll) == sorted([*MODEL.eventbus, *MODEL.group("conf")])
+    for node, steps in roll.items():
+        assert [s["step"] for s in steps] == [
+            "silence", "safe to stop", "restart kafka", "kafka rejoined", "leaders", "grace",
+            "unsilence",
+        ], node  # fmt: skip
 
 
 def test_no_request_failed_and_every_acknowledged_event_is_in_kafka(proof: dict, dc: str) -> None:
@@ -170,3 +184,34 @@ def test_rollback_switched_every_host_back_to_the_previous_release(cases: dict) 
     assert set(seen["versions"].values()) == {seen["previous"]}
     for name, link in seen["previous_links"].items():
         assert link.endswith(f"/{seen['deployed']}"), name
+
+
+def test_a_broken_release_was_caught_by_its_canary_and_rolled_back(cases: dict) -> None:
+    seen = case(cases, "canary")
+    out = seen["run"]["stdout"]
+    assert seen["run"]["rc"] != 0
+    assert "canary kafka1001.eqiad.wmnet failed: error ratio" in out, out[-3000:]
+    assert "The canary was rolled back to its previous release and repooled" in out
+    # the canary runs what it ran before, pooled and up; no other host was touched
+    assert seen["current_after"] == seen["current_before"]
+    others = [name for name in seen["started_before"] if name != "kafka1001.eqiad.wmnet"]
+    assert {n: seen["started_after"][n] for n in others} == {
+        n: seen["started_before"][n] for n in others
+    }
+    assert seen["conftool"]["pooled"] == "yes"
+    for status in seen["haproxy"].values():
+        assert set(status.values()) == {"UP"}
+
+
+def test_maintenance_alerts_were_silenced_and_no_silence_is_left(proof: dict) -> None:
+    """The lab's EventbusScrapeFailed fires when a restart makes a scrape fail: during the
+    runs it was seen, and only ever suppressed by the run's silences; after the runs, no
+    silence is active."""
+    restarts = [a for a in proof["alerts"] if a["alertname"] == "EventbusScrapeFailed"]
+    print(json.dumps(restarts, indent=1)[:2000])
+    assert restarts, "no restart was seen by Prometheus: the proof needs one"
+    assert {a["state"] for a in restarts} == {"suppressed"}
+    assert all(a["silenced_by"] for a in restarts)
+    silenced_ids = {i for host in proof["playbooks"][0]["silences"].values() for i in host}
+    assert silenced_ids  # the rolling restart silenced its hosts
+    assert proof["silences_left"] == []

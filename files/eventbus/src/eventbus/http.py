@@ -174,7 +174,11 @@ async def test_event(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     body, content_type = metrics.render()
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    response = web.Response(body=body, headers={"Content-Type": content_type})
+    # A scrape must not hold a connection to the intake port: the runbook's idle check waits
+    # until the host has no established connection left after its depool.
+    response.force_close()
+    return response
 
 
 async def get_openapi(request: web.Request) -> web.Response:

@@ -1,13 +1,20 @@
-"""Prometheus metrics: events by topic and outcome, request latency, requests in flight.
+"""Prometheus metrics: events by topic and outcome (every answer counts, hasty and 413 too),
+request latency, produce latency and errors by kind, the failed-events log's lines and write
+errors, requests and hasty events in flight, the build's version, and each worker's process
+metrics.
 
 With several workers the supervisor points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
 directory before starting them, so whichever worker answers ``/metrics`` reports the sum
-over all of them.
+over all of them; process metrics (which prometheus_client leaves out in multi-process
+mode) are read from /proc for every worker, labelled by pid.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +25,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from eventbus import __version__
 
 EVENTS = Counter("eventbus_events", "Events by Kafka topic and outcome", ["topic", "outcome"])
 REQUESTS = Histogram(
@@ -39,12 +49,74 @@ CONNECTIONS_REFUSED = Counter(
 IN_FLIGHT = Gauge(
     "eventbus_requests_in_flight", "Requests being handled", multiprocess_mode="livesum"
 )
+PRODUCE_DURATION = Histogram(
+    "eventbus_produce_duration_seconds",
+    "From handing a request's events to the producer to Kafka's last acknowledgement",
+    buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1, 2, 5, 10, 30),
+)
+PRODUCE_ERRORS = Counter(
+    "eventbus_produce_errors",
+    "Events Kafka did not take, by kind (unavailable, deadline, unknown_topic, unexpected)",
+    ["kind"],
+)
+HASTY_IN_FLIGHT = Gauge(
+    "eventbus_hasty_events_in_flight",
+    "hasty=true events answered 202 and not yet acknowledged by Kafka",
+    multiprocess_mode="livesum",
+)
+BUILD_INFO = Gauge(
+    "eventbus_build_info", "The service's version", ["version"], multiprocess_mode="max"
+)
+BUILD_INFO.labels(__version__).set(1)
+_PID_FILE = re.compile(r"_(\d+)\.db$")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class WorkerProcesses:
+    """process_* metrics of every worker, by pid: prometheus_client's process collector
+    covers only the process that answers, and none in multi-process mode."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def pids(self) -> list[int]:
+        found = set()
+        for path in self.directory.glob("*.db"):
+            match = _PID_FILE.search(path.name)
+            if match:
+                found.add(int(match.group(1)))
+        return sorted(found)
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds", "User and system CPU time of each worker", labels=["pid"]
+        )
+        rss = GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory of each worker", labels=["pid"]
+        )
+        fds = GaugeMetricFamily("process_open_fds", "Open files of each worker", labels=["pid"])
+        for pid in self.pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+                open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except (OSError, IndexError, ValueError):
+                continue  # gone, or not ours to read
+            cpu.add_metric([str(pid)], (int(stat[11]) + int(stat[12])) / _CLOCK_TICKS)
+            rss.add_metric([str(pid)], pages * _PAGE_SIZE)
+            fds.add_metric([str(pid)], open_fds)
+        yield cpu
+        yield rss
+        yield fds
 
 
 def render() -> tuple[bytes, str]:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(WorkerProcesses(directory))  # type: ignore[arg-type]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 

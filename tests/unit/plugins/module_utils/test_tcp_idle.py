@@ -101,3 +101,26 @@ def test_loop_fails_with_rate_and_top_sources_at_timeout():
     ) as err:
         idle.wait_until_idle(FakeSampler([7] * 10), 1.0, 0, 3, 8085, clock=lambda: next(ticks))
     assert len(err.value.samples) == 3
+
+
+class CountingSampler:
+    method = "fake"
+
+    def __init__(self, counts):
+        self.counts = list(counts)
+
+    def sample(self, window):
+        count = self.counts.pop(0)
+        return idle.Sample({"10.0.0.1": count} if count else {}, window)
+
+
+def test_consecutive_quiet_windows_are_required():
+    # sparse traffic: one quiet window between two busy ones does not count
+    samples = idle.wait_until_idle(CountingSampler([3, 0, 2, 0, 0, 5]), 1.0, 0, 60, 8085, windows=2)
+    assert [s.count for s in samples] == [3, 0, 2, 0, 0]
+
+
+def test_windows_below_one_is_refused():
+    params = {"window": 1.0, "timeout": 5.0, "windows": 0}
+    with pytest.raises(idle.IdleCheckError, match="windows must be 1 or more"):
+        idle.run(params, lambda name: None, euid=0)

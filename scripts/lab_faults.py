@@ -1,0 +1,432 @@
+"""The fault matrix of the rolling playbooks, on the lab: each fault is made, a playbook runs
+into it, what it did is recorded, and the lab is put back. Every fault must end in a refusal
+or a stop whose message names the host and the step, with nothing left out of its pool
+silently.
+
+    sudo make lab-faults          (the lab up and converged: make lab-restart first)
+    lab_faults.py [--only NAME] [--output build/lab/faults.json] [--markdown docs/faults.md]
+
+Writes the matrix (scenario, expected, seen) as JSON and as the table of docs/faults.md.
+Exits 1 when a scenario did not behave as expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eventbus_lab import playbooks, remote
+from eventbus_lab.inventory import REPO, Lab, LabError, load
+
+BUILD = REPO / "build" / "lab"
+OPS_LOG = Path.home() / ".local" / "state" / "eventbus-ops" / "operations.log"
+HAPROXY_SOCKET = "/run/haproxy/admin.sock"
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def run(lab: Lab, *args: str) -> dict[str, Any]:
+    say(f"ansible-playbook {' '.join(args)}")
+    done = playbooks.playbook(lab, *args, reason="fault matrix")
+    return {"rc": done.returncode, "stdout": done.stdout}
+
+
+def failure_message(stdout: str) -> str:
+    """The run's last failure message (the runbook's own, which names host and step)."""
+    messages = re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', stdout)
+    return json.loads(f'"{messages[-1]}"') if messages else ""
+
+
+def in_background(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def log_mark() -> int:
+    """Where the operations log ends now."""
+    return len(OPS_LOG.read_text().splitlines()) if OPS_LOG.exists() else 0
+
+
+def started_since(mark: int) -> bool:
+    """Whether a run wrote START to the operations log after ``mark``: its pre-flight passed."""
+    lines = OPS_LOG.read_text().splitlines() if OPS_LOG.exists() else []
+    return any(" START " in line for line in lines[mark:])
+
+
+def pool_state(lab: Lab, name: str) -> str:
+    dc = lab.host(name).datacenter
+    return remote.haproxy_status(lab, lab.loadbalancer(dc))[name]
+
+
+def repool(lab: Lab, name: str) -> None:
+    dc = lab.host(name).datacenter
+    if dc == "eqiad":
+        remote.confctl(lab, dc, "select", f"name={name}", "set/pooled=yes")
+    else:
+        remote.haproxy(lab, lab.loadbalancer(dc), f"set server eventbus/{name} state ready")
+    wait_for(lambda: pool_state(lab, name) == "UP", 60, f"{name} back in its pool")
+
+
+def release_locks(lab: Lab) -> None:
+    """Locks a stopped run could not release (its etcd was down): the operator's job."""
+    for dc in lab.datacenters:
+        address = lab.host(lab.loadbalancer(dc)).address
+        url = f"http://{address}:2379/v2/keys/eventbus-ops/locks?recursive=true&dir=true"
+        with contextlib.suppress(OSError):  # nothing to release
+            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+
+
+@dataclass
+class Scenario:
+    name: str
+    fault: str
+    expected: str
+    run: Callable[[Lab], dict[str, Any]]
+    judge: Callable[[dict[str, Any]], bool]
+
+
+# -- the scenarios -------------------------------------------------------------------------------
+def etcd_down_during_depool(lab: Lab) -> dict[str, Any]:
+    host, conf = "kafka1001.eqiad.wmnet", "conf1001.eqiad.wmnet"
+    mark = log_mark()
+
+    def stop_etcd() -> None:
+        wait_for(lambda: started_since(mark), 120, "the run's START")
+        remote.sh(lab, conf, "systemctl stop etcd")
+
+    killer = in_background(stop_etcd)
+    try:
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
+    finally:
+        killer.join(130)
+        remote.sh(lab, conf, "systemctl start etcd")
+        time.sleep(3)
+        release_locks(lab)
+    seen["pool_after"] = pool_state(lab, host)
+    if seen["pool_after"] != "UP":
+        repool(lab, host)
+    return seen
+
+
+def haproxy_socket_missing(lab: Lab) -> dict[str, Any]:
+    host, lb = "kafka2001.codfw.wmnet", "conf2001.codfw.wmnet"
+    remote.sh(lab, lb, f"mv {HAPROXY_SOCKET} {HAPROXY_SOCKET}.moved")
+    try:
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
+    finally:
+        remote.sh(lab, lb, f"mv {HAPROXY_SOCKET}.moved {HAPROXY_SOCKET}")
+    seen["pool_after"] = pool_state(lab, host)
+    return seen
+
+
+def cut_when_depooled(lab: Lab, host: str, cut: Callable[[], None]) -> threading.Thread:
+    def watch() -> None:
+        wait_for(lambda: pool_state(lab, host).startswith(("DRAIN", "MAINT")), 120, "depool")
+        cut()
+
+    return in_background(watch)
+
+
+def network_down_mid_run(lab: Lab) -> dict[str, Any]:
+    host = "kafka2001.codfw.wmnet"
+    namespace = lab.host(host).netns
+    cutter = cut_when_depooled(lab, host, lambda: remote_link(namespace, up=False))
+    try:
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
+    finally:
+        cutter.join(130)
+        remote_link(namespace, up=True)
+    time.sleep(3)
+    seen["pool_after"] = pool_state(lab, host)
+    repool(lab, host)
+    return seen
+
+
+def remote_link(namespace: str, up: bool) -> None:
+    import subprocess
+
+    subprocess.run(["ip", "-n", namespace, "link", "set", "eth0", "up" if up else "down"],
+                   check=True)  # fmt: skip
+
+
+def ssh_unreachable_after_depool(lab: Lab) -> dict[str, Any]:
+    host = "kafka2002.codfw.wmnet"
+    namespace = lab.host(host).netns
+    import subprocess
+
+    block = ["ip", "netns", "exec", namespace, "nft"]
+    cutter = cut_when_depooled(lab, host, lambda: subprocess.run(
+        [*block, "-f", "-"], input="table inet faultssh { chain in { type filter hook input "
+        "priority 0; tcp dport 22 drop; }; }\n", text=True, check=True))  # fmt: skip
+    try:
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
+    finally:
+        cutter.join(130)
+        subprocess.run([*block, "delete", "table", "inet", "faultssh"], check=False)
+    seen["pool_after"] = pool_state(lab, host)
+    if seen["pool_after"] != "UP":
+        repool(lab, host)
+    return seen
+
+
+def two_concurrent_runs(lab: Lab) -> dict[str, Any]:
+    mark = log_mark()
+    first: dict[str, Any] = {}
+    thread = in_background(lambda: first.update(
+        run(lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad")))  # fmt: skip
+    wait_for(lambda: started_since(mark), 120, "the first run's START")
+    seen = run(lab, "eventplatform.eventbus.reboot", "-l", "kafka1002.eqiad.wmnet")
+    thread.join(600)
+    seen["first_rc"] = first.get("rc")
+    return seen
+
+
+def operator_depools_another(lab: Lab) -> dict[str, Any]:
+    first, other = "kafka1001.eqiad.wmnet", "kafka1002.eqiad.wmnet"
+
+    def operator() -> None:
+        wait_for(lambda: pool_state(lab, first).startswith("DRAIN"), 120, f"{first} depooled")
+        remote.confctl(lab, "eqiad", "select", f"name={other}", "set/pooled=no")
+
+    thread = in_background(operator)
+    try:
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad")
+    finally:
+        thread.join(130)
+    seen["other_after"] = remote.confctl_get(lab, other)["pooled"]
+    seen["first_after"] = pool_state(lab, first)
+    repool(lab, other)
+    return seen
+
+
+def under_replicated(lab: Lab) -> dict[str, Any]:
+    stopped = "kafka2002.codfw.wmnet"
+    remote.sh(lab, stopped, "systemctl stop kafka")
+    try:
+        time.sleep(15)
+        seen = run(lab, "eventplatform.eventbus.reboot", "-l", "kafka2001.codfw.wmnet")
+    finally:
+        remote.sh(lab, stopped, "systemctl start kafka")
+    time.sleep(20)
+    return seen
+
+
+def broker_not_safe_to_stop(lab: Lab) -> dict[str, Any]:
+    voter = "conf2001.codfw.wmnet"  # one of three voters down: a majority left, no URP
+    remote.sh(lab, voter, "systemctl stop kafka")
+    try:
+        time.sleep(5)
+        seen = run(lab, "eventplatform.eventbus.reboot", "-l", "kafka2001.codfw.wmnet")
+    finally:
+        remote.sh(lab, voter, "systemctl start kafka")
+    time.sleep(15)
+    return seen
+
+
+def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
+    first, second = "kafka1001.eqiad.wmnet", "kafka1002.eqiad.wmnet"
+    argv = playbooks.playbook_argv(
+        lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad", reason="fault matrix"
+    )
+    say(f"ansible-playbook {' '.join(argv[5:])}, killed once {second} is depooled")
+    cut = subprocess.Popen(argv, cwd=REPO, env=playbooks.ansible_env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)  # fmt: skip
+    try:
+        wait_for(lambda: pool_state(lab, second).startswith(("DRAIN", "MAINT")), 600,
+                 f"{second} depooled by the first run")  # fmt: skip
+    finally:
+        os.killpg(cut.pid, signal.SIGKILL)  # the controller is lost: nothing runs its rescue
+        cut.wait(30)
+    seen: dict[str, Any] = {"left_by_the_cut": pool_state(lab, second)}
+    mark = log_mark()
+    seen.update(run(lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad",
+                    "-e", "runbook_resume=true"))  # fmt: skip
+    lines = OPS_LOG.read_text().splitlines()[mark:] if OPS_LOG.exists() else []
+    seen["start_line"] = next((line for line in lines if " START " in line), "")
+    skipped = rf"{re.escape(first)}\S*: skipped \(depooled by an operator, or done"
+    seen["first_skipped"] = bool(re.search(skipped, seen["stdout"]))
+    seen["second_after"] = pool_state(lab, second)
+    seen["message"] = f"{seen['start_line'][-160:]}; {second} {seen['second_after']}"
+    if seen["second_after"] != "UP":
+        repool(lab, second)
+    return seen
+
+
+def says(*parts: str) -> Callable[[dict[str, Any]], bool]:
+    def judge(seen: dict[str, Any]) -> bool:
+        message = failure_message(seen["stdout"])
+        seen["message"] = message[:600]
+        return seen["rc"] != 0 and all(p in message for p in parts)
+
+    return judge
+
+
+SCENARIOS = [
+    Scenario(
+        "etcd down during a depool",
+        "conftool's etcd (conf1001) stopped as the rolling restart of kafka1001 starts",
+        "stops at the depool (or repool) naming host and step; not left out silently",
+        etcd_down_during_depool,
+        says("kafka1001.eqiad.wmnet", "cannot reach etcd"),
+    ),
+    Scenario(
+        "the HAProxy socket missing",
+        "codfw's runtime API socket moved away before a rolling restart of kafka2001",
+        "refused in pre-flight, nothing changed, the host still pooled",
+        haproxy_socket_missing,
+        lambda s: says("cannot reach the HAProxy runtime API")(s) and s["pool_after"] == "UP",
+    ),
+    Scenario(
+        "a host's network down mid-run",
+        "kafka2001's link set down once it is depooled",
+        "stops at that host and step, LEFT DEPOOLED with the command to repool",
+        network_down_mid_run,
+        says("kafka2001.codfw.wmnet", "became unreachable", "LEFT DEPOOLED"),
+    ),
+    Scenario(
+        "a host unreachable over SSH after its depool",
+        "port 22 of kafka2002 dropped once it is depooled (the service still answers)",
+        "stops at that step; the host, healthy, is repooled and the message says so",
+        ssh_unreachable_after_depool,
+        says("kafka2002.codfw.wmnet", "became unreachable", "was repooled"),
+    ),
+    Scenario(
+        "two concurrent runs",
+        "a reboot of kafka1002 started while a rolling restart of eqiad runs",
+        "the second refused in pre-flight, naming holder, playbook, reason and age",
+        two_concurrent_runs,
+        lambda s: (
+            says("held by", "running rolling restart", "fault matrix", "since")(s)
+            and s["first_rc"] == 0
+        ),
+    ),
+    Scenario(
+        "an operator depools another host mid-run",
+        "kafka1002 depooled with confctl while the run works on kafka1001",
+        "the run stops at kafka1002's depool and leaves it alone (not repooled)",
+        operator_depools_another,
+        lambda s: (
+            says("kafka1002.eqiad.wmnet", "by someone else")(s)
+            and s["other_after"] == "no"
+            and s["first_after"] == "UP"
+        ),
+    ),
+    Scenario(
+        "an interrupted run is resumed",
+        "the controller's rolling restart of eqiad SIGKILLed once kafka1002 is depooled, then "
+        "the same run again with runbook_resume=true",
+        "the new run resumes: kafka1001 (done) skipped, kafka1002 taken through the cycle and "
+        "repooled",
+        interrupted_run_resumed,
+        lambda s: (
+            s["rc"] == 0
+            and s["left_by_the_cut"].startswith(("DRAIN", "MAINT"))
+            and "resuming" in s["start_line"]
+            and s["first_skipped"]
+            and s["second_after"] == "UP"
+        ),
+    ),
+    Scenario(
+        "a cluster with an under-replicated partition",
+        "kafka2002's broker stopped, then a reboot of kafka2001",
+        "refused in pre-flight: not healthy enough, nothing changed",
+        under_replicated,
+        says("not healthy enough", "Nothing was changed"),
+    ),
+    Scenario(
+        "a broker not safe to stop",
+        "conf2001's controller stopped (two of three voters left), then a reboot of kafka2001",
+        "refused: the KRaft quorum would lose its majority",
+        broker_not_safe_to_stop,
+        says("not safe to stop", "lose its majority"),
+    ),
+]
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    rows = "\n".join(
+        f"| {r['name']} | {r['fault']} | {r['expected']} | "
+        f"{'as expected' if r['ok'] else 'NOT as expected'}: exit {r['rc']}, "
+        f"{r.get('message', '').replace('|', '/')[:300]} |"
+        for r in results
+    )
+    return "| scenario | fault | expected | seen |\n|---|---|---|---|\n" + rows + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--only", help="run the scenarios whose name contains this")
+    parser.add_argument("--output", type=Path, default=BUILD / "faults.json")
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        lab = load()
+    except LabError as err:
+        print(f"lab_faults: {err}", file=sys.stderr)
+        return 2
+    if playbooks.install_collection().returncode:
+        print("lab_faults: the collection could not be installed (see above)", file=sys.stderr)
+        return 2
+    # With --only, the other scenarios keep what their last run saw.
+    earlier = {}
+    if args.only and args.output.exists():
+        earlier = {r["name"]: r for r in json.loads(args.output.read_text())}
+    results = []
+    for scenario in SCENARIOS:
+        if args.only and args.only not in scenario.name and scenario.name in earlier:
+            results.append(earlier[scenario.name])
+            continue
+        if args.only and args.only not in scenario.name:
+            continue
+        say(f"scenario: {scenario.name}")
+        record: dict[str, Any] = {"name": scenario.name, "fault": scenario.fault,
+                                  "expected": scenario.expected}  # fmt: skip
+        try:
+            seen = scenario.run(lab)
+            record["ok"] = scenario.judge(seen)
+            record.update({k: v for k, v in seen.items() if k != "stdout"})
+        except (LabError, OSError) as err:
+            record.update(ok=False, rc=None, message=f"the scenario broke: {err}")
+        verdict = "as expected" if record["ok"] else "NOT AS EXPECTED"
+        say(f"  {verdict}: {record.get('message', '')[:200]}")
+        results.append(record)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    print(table)
+    if args.markdown:
+        text = args.markdown.read_text()
+        start, end = "<!-- matrix -->\n", "<!-- /matrix -->"
+        head, _sep, rest = text.partition(start)
+        _old, _sep, tail = rest.partition(end)
+        args.markdown.write_text(head + start + table + end + tail)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
