@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,43 +23,10 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
+from benchmarks._wrk import progress, wrk
 from tests.harness._net import free_port
 from tests.harness.kafka import KafkaCluster, resolve_bundle
 from tests.service.conftest import make_event, service_config, start_service, stop_service
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = io.open("{body}"):read("*a")
-"""
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def wrk(
-    url: str, body: bytes, seconds: int, workdir: Path, connections: int = 16
-) -> dict[str, float]:
-    body_file = workdir / f"body-{len(body)}.json"
-    body_file.write_bytes(body)
-    script = workdir / f"post-{len(body)}.lua"
-    script.write_text(WRK_SCRIPT.replace("{body}", str(body_file)))
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    latency = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[latency.group(2)]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {
-        "rps": rps,
-        "latency_ms": float(latency.group(1)) * scale,
-        "non2xx": int(non2xx.group(1)) if non2xx else 0,
-    }
 
 
 def direct_aiokafka(bootstrap: str, value: bytes, count: int) -> float:
@@ -141,20 +105,20 @@ def main() -> None:
                 stop_service(service)
             cluster.stop()
 
-    batch_events = hundred["rps"] * 100
+    batch_events = hundred.rps * 100
     print("eventbus service, 1 worker, 16 keep-alive connections, acks=all, RF 3, min ISR 2")
     print(
-        f"  single event : {one['rps']:8.0f} requests/s, mean latency {one['latency_ms']:.2f} ms, "
-        f"non-2xx {one['non2xx']}   (2016: 4425 requests/s, 3.6 ms)"
+        f"  single event : {one.rps:8.0f} requests/s, mean latency {one.mean_ms:.2f} ms, "
+        f"non-2xx {one.non2xx}   (2016: 4425 requests/s, 3.6 ms)"
     )
     print(
-        f"  100 events   : {batch_events:8.0f} events/s ({hundred['rps']:.0f} requests/s, "
-        f"mean latency {hundred['latency_ms']:.2f} ms, non-2xx {hundred['non2xx']})"
+        f"  100 events   : {batch_events:8.0f} events/s ({hundred.rps:.0f} requests/s, "
+        f"mean latency {hundred.mean_ms:.2f} ms, non-2xx {hundred.non2xx})"
     )
     print(f"  aiokafka (the service's client) direct, one process: {direct:8.0f} events/s")
     print(f"  kafka-python direct, one process (reference)      : {direct_kp:8.0f} events/s")
     print(f"  ratio service batches / same client direct: {batch_events / direct:.2f}")
-    print(f"  ratio single-event requests/s / 4425: {one['rps'] / 4425:.2f}")
+    print(f"  ratio single-event requests/s / 4425: {one.rps / 4425:.2f}")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def test_mixed_batch_is_207_and_the_invalid_ones_are_logged(
             "message": body["failures"][0]["message"],
         }
     ]
-    assert "count must be integer" in body["failures"][0]["message"]
+    assert 'count: "not a number" is not of type "integer"' in body["failures"][0]["message"]
     wait_for_ids(kafka_cluster, "eqiad.test.event", {good[0]["meta"]["id"], good[1]["meta"]["id"]})
     records = [r for r in eventbus.failed_records() if bad["meta"]["id"] in r["event"]["rawEvent"]]
     assert len(records) == 1

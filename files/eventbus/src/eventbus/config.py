@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 
 DEFAULT_PATH = Path("/etc/eventbus/config.yaml")
-# Producer settings passed through to aiokafka's AIOKafkaProducer, with their types. The
-# request timeout is kafka.produce_timeout; idempotence stays off (see producer.py).
+# Producer settings, named as Kafka's Java client names them (producer.py hands them to
+# librdkafka), with their types. The request timeout is kafka.produce_timeout; idempotence
+# stays off (see producer.py).
 PRODUCER_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "acks": (str, int),
     "linger_ms": int,

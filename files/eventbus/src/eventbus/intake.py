@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,14 @@ def serialised(event: Any) -> bytes | None:
             return json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
         except (RecursionError, ValueError, UnicodeEncodeError):
             return None
+
+
+def error_kind(error: Exception) -> str:
+    if isinstance(error, UnknownTopicError):
+        return "unknown_topic"
+    if isinstance(error, KafkaUnavailableError):
+        return "deadline" if "deadline" in str(error) else "unavailable"
+    return "unexpected"
 
 
 def _text(raw: bytes) -> str:
@@ -183,12 +192,15 @@ class Intake:
     def _produce_in_background(self, valid: list[ValidEvent]) -> None:
         """hasty=true: the client has its 202; failures still go to the log."""
         self.hasty_in_flight += len(valid)
+        metrics.HASTY_IN_FLIGHT.inc(len(valid))
         task = asyncio.ensure_future(self._produce_and_log(valid))
         self.background[task] = valid
         task.add_done_callback(self._background_done)
 
     def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self.hasty_in_flight -= len(self.background.pop(task, []))
+        done = len(self.background.pop(task, []))
+        self.hasty_in_flight -= done
+        metrics.HASTY_IN_FLIGHT.dec(done)
 
     async def _produce_and_log(self, valid: list[ValidEvent]) -> None:
         deadline = asyncio.get_running_loop().time() + self.config.request_timeout
@@ -225,14 +237,17 @@ class Intake:
     ) -> tuple[list[Outcome], list[dict[str, Any]]]:
         if not valid:
             return [], []
+        started = time.perf_counter()
         results = await self.producer.produce_many(
             [(v.topic, v.value, v.key) for v in valid], deadline
         )
+        metrics.PRODUCE_DURATION.observe(time.perf_counter() - started)
         outcomes, failures = [], []
         for item, result in zip(valid, results, strict=True):
             if not isinstance(result, Exception):
                 outcomes.append(Outcome(item.index, item.id, ACCEPTED, topic=item.topic))
                 continue
+            metrics.PRODUCE_ERRORS.labels(error_kind(result)).inc()
             if isinstance(result, UnknownTopicError):
                 message = f"topic {item.topic} does not exist in Kafka"
                 outcomes.append(Outcome(item.index, item.id, INVALID, message, item.topic))

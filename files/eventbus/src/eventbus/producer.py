@@ -1,16 +1,18 @@
-"""Producing to Kafka with aiokafka, awaited until Kafka acknowledges.
+"""Producing to Kafka with librdkafka (confluent-kafka), awaited until Kafka acknowledges.
 
-aiokafka is asyncio-native: measured side by side (docs/benchmarks.md) it acknowledged
-acks=all sends 2.5 times as fast as kafka-python, whose network thread adds a hand-off to
-every acknowledgement. kafka-python stays for the topic catalog (an admin call, rare).
+librdkafka does the batching, the network and the retries in C threads: handing it a record
+costs the worker a few microseconds where aiokafka spent tens of them in Python (measured side
+by side in benchmarks/side_by_side.py, docs/benchmarks.md). Its delivery reports arrive on one
+poller thread; a request's reports are counted there and the request is woken once, when the
+last of its records is acknowledged or failed.
 
-The producer's request timeout is the configured produce timeout, after which aiokafka
-expires a batch it could not deliver, and the request waits a little longer: when a request
-answers 503 the producer has given up on the record, so an event logged as failed is never
-delivered behind the log's back and a replay does not duplicate it. That needs idempotence
-off: an idempotent aiokafka producer never expires a batch and retries it until Kafka is
-back (aiokafka/producer/sender.py, _can_retry), which delivered events already answered 503
-and logged for replay (caught by tests/service/test_outage_and_replay.py).
+librdkafka gives up on a record after ``message.timeout.ms`` (the configured produce timeout,
+as is ``request.timeout.ms``), and the request waits a little longer: when a request answers
+503 the producer has already reported the record failed, so an event logged as failed is not
+delivered behind the log's back in the ordinary case (a broker that wrote it but whose answer
+was lost is why eventbus-replay looks for an event in Kafka before producing it again). That
+needs idempotence off: an idempotent producer keeps retrying what it cannot give up on
+without breaking the ordering guarantee (caught by tests/service/test_outage_and_replay.py).
 
 ``TopicCatalog`` knows which topics exist, so that an event for a topic Kafka does not have
 is refused as invalid (4xx), while Kafka being unreachable is an error (503).
@@ -19,21 +21,23 @@ is refused as invalid (4xx), while Kafka being unreachable is an error (503).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka import errors as aiokafka_errors
-from aiokafka.helpers import create_ssl_context
+import confluent_kafka
 from kafka import KafkaAdminClient
 from kafka import errors as kafka_errors
 
-from eventbus.config import KafkaSettings
+from eventbus.config import ConfigError, KafkaSettings
 
 log = logging.getLogger(__name__)
+KAFKA_LOG = logging.getLogger("eventbus.kafka")  # librdkafka's own log, served by poll()
 CATALOG_MISS_REFRESH = 5.0  # an unknown topic triggers a refresh at most this often
 
 
@@ -97,20 +101,105 @@ class TopicCatalog:
                 self._admin = None
 
 
-def _aiokafka_settings(settings: KafkaSettings) -> dict[str, Any]:
-    security = dict(settings.security)
-    ssl = {k: security.pop(k) for k in list(security) if k.startswith("ssl_")}
-    config: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers, **security}
-    if ssl:
-        context = create_ssl_context(
-            cafile=ssl.get("ssl_cafile"),
-            certfile=ssl.get("ssl_certfile"),
-            keyfile=ssl.get("ssl_keyfile"),
-            password=ssl.get("ssl_password"),
-        )
-        context.check_hostname = ssl.get("ssl_check_hostname", True)
-        config["ssl_context"] = context
+# The service's producer and security settings (named as Kafka's Java client, as aiokafka and
+# kafka-python name them) in librdkafka's terms.
+LIBRDKAFKA_NAMES = {
+    "acks": "acks",
+    "linger_ms": "linger.ms",
+    "max_batch_size": "batch.size",
+    "compression_type": "compression.type",
+    "retry_backoff_ms": "retry.backoff.ms",
+    "max_request_size": "message.max.bytes",
+    "metadata_max_age_ms": "metadata.max.age.ms",
+    "security_protocol": "security.protocol",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+    "ssl_password": "ssl.key.password",
+    "sasl_mechanism": "sasl.mechanisms",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+}
+# librdkafka's defaults that the service changes unless configured: a record waits at most
+# 1 ms for others to share its request (librdkafka's 5 ms would add up to 5 ms to every answer).
+PRODUCER_DEFAULTS = {"linger_ms": 1}
+QUEUE_FULL_BACKOFF = 0.005
+
+
+def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": ",".join(settings.bootstrap_servers),
+        "client.id": "eventbus",
+        "enable.idempotence": False,  # see the module docstring
+        "message.timeout.ms": int(settings.produce_timeout * 1000),
+        "request.timeout.ms": int(settings.produce_timeout * 1000),
+        "socket.connection.setup.timeout.ms": int(settings.produce_timeout * 1000),
+        # a broker that comes back is reconnected within a second (librdkafka's default
+        # backoff grows to 10 s, longer than a request waits)
+        "reconnect.backoff.max.ms": 1000,
+    }
+    options = {**PRODUCER_DEFAULTS, **settings.producer, **settings.security}
+    for name, value in options.items():
+        if name == "ssl_check_hostname":
+            config["ssl.endpoint.identification.algorithm"] = "https" if value else "none"
+        elif name == "compression_type" and value is None:
+            config["compression.type"] = "none"
+        elif name == "security_protocol":
+            config["security.protocol"] = str(value).lower()
+        else:
+            config[LIBRDKAFKA_NAMES[name]] = value
     return config
+
+
+def new_producer(settings: KafkaSettings) -> confluent_kafka.Producer:
+    """A librdkafka producer (it connects in the background); ConfigError naming the key
+    when librdkafka refuses a setting."""
+    try:
+        return confluent_kafka.Producer(librdkafka_config(settings), logger=KAFKA_LOG)
+    except (confluent_kafka.KafkaException, ValueError, TypeError) as err:
+        raise ConfigError(f"config key kafka.producer: librdkafka refuses it: {err}") from err
+
+
+def check_settings(settings: KafkaSettings) -> None:
+    """ConfigError when librdkafka would refuse the settings (nothing is sent)."""
+    new_producer(settings).flush(0)
+
+
+class _Delivery:
+    """The delivery reports of one request's records. librdkafka calls ``delivered`` on the
+    poller thread only, which alone counts ``acked``; the request sets ``expected`` once every
+    record is handed over. Whichever of the two sees the count complete wakes the request
+    (both may: waking is idempotent), so neither early acknowledgements nor a last one racing
+    the hand-over can finish it early or leave it asleep."""
+
+    __slots__ = ("acked", "expected", "future", "loop", "results")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.results: list[Any] = [None] * size
+        self.acked = 0
+        self.expected = -1
+
+    def delivered(self, index: int, error: Any, _message: Any) -> None:
+        """librdkafka's report for record ``index`` (poller thread)."""
+        self.results[index] = (
+            KafkaUnavailableError(f"Kafka did not acknowledge: {error}") if error else True
+        )
+        self.acked += 1
+        if self.acked == self.expected:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                self.loop.call_soon_threadsafe(self._wake)
+
+    def handed_over(self, count: int) -> None:
+        """``count`` records are with librdkafka (the loop's thread, once)."""
+        self.expected = count
+        if self.acked == count:
+            self._wake()
+
+    def _wake(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 class EventProducer:
@@ -118,29 +207,16 @@ class EventProducer:
         self.settings = settings
         self.catalog = TopicCatalog(settings)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kafka-admin")
-        self._producer: AIOKafkaProducer | None = None
-        self._starting: asyncio.Lock | None = None
+        self._producer = new_producer(settings)
+        self._closing = threading.Event()
+        self._poller = threading.Thread(
+            target=self._poll, args=(self._producer,), name="kafka-poller", daemon=True
+        )
+        self._poller.start()
 
-    async def _started(self) -> AIOKafkaProducer:
-        if self._producer is not None:
-            return self._producer
-        self._starting = self._starting or asyncio.Lock()
-        async with self._starting:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    **_aiokafka_settings(self.settings),
-                    client_id="eventbus",
-                    request_timeout_ms=int(self.settings.produce_timeout * 1000),
-                    enable_idempotence=False,  # see the module docstring
-                    **self.settings.producer,
-                )
-                try:
-                    await asyncio.wait_for(producer.start(), self.settings.produce_timeout)
-                except (TimeoutError, aiokafka_errors.KafkaError, OSError) as err:
-                    await producer.stop()
-                    raise KafkaUnavailableError(f"cannot connect a producer: {err!r}") from err
-                self._producer = producer
-        return self._producer
+    def _poll(self, producer: confluent_kafka.Producer) -> None:
+        while not self._closing.is_set():
+            producer.poll(0.1)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -173,68 +249,80 @@ class EventProducer:
         """Send records and wait until Kafka acknowledged all of them, gave up, or the loop's
         clock reached ``deadline``.
 
-        Returns, per record, its RecordMetadata or the exception that stopped it
-        (UnknownTopicError, KafkaUnavailableError). Records are handed to the producer one
-        after another (that only waits for room in its buffer or a topic's metadata) within
-        the one deadline, and their acknowledgements are awaited together. A record not
-        acknowledged by the deadline may still reach Kafka later (eventbus-replay looks for
-        it in Kafka before producing it again).
+        Returns, per record, True or the exception that stopped it (UnknownTopicError,
+        KafkaUnavailableError). Records are handed to librdkafka one after another (waiting
+        only while its queue is full) and their acknowledgements are awaited together. A
+        record not acknowledged by the deadline may still reach Kafka later (eventbus-replay
+        looks for it in Kafka before producing it again).
         """
         loop = asyncio.get_running_loop()
-
-        def remaining() -> float:
-            return max(0.0, deadline - loop.time())
-
-        results: list[Any] = [None] * len(records)
         refused: dict[str, Exception] = {}
         for topic in {topic for topic, _value, _key in records}:
             try:
-                await asyncio.wait_for(self.check_topic(topic), remaining())
+                await asyncio.wait_for(self.check_topic(topic), max(0.0, deadline - loop.time()))
             except UnknownTopicError as err:
                 refused[topic] = err
             except (KafkaUnavailableError, TimeoutError) as err:
                 refused[topic] = KafkaUnavailableError(f"cannot list Kafka's topics: {err!r}")
-        producer: AIOKafkaProducer | None = None
-        pending: dict[asyncio.Future[Any], int] = {}
+        delivery = _Delivery(loop, len(records))
+        results, delivered, produce = delivery.results, delivery.delivered, self._producer.produce
+        handed_over = 0
         for index, (topic, value, key) in enumerate(records):
             if topic in refused:
                 results[index] = refused[topic]
                 continue
+            on_delivery = partial(delivered, index)
+            error = None
             try:
-                producer = producer or await asyncio.wait_for(
-                    asyncio.shield(self._started()), remaining()
-                )
-                future = await asyncio.wait_for(
-                    producer.send(topic, value=value, key=key), remaining()
-                )
-            except KafkaUnavailableError as err:
-                results[index] = err
+                produce(topic, value, key, on_delivery=on_delivery)
+            except BufferError:  # librdkafka's queue is full: Kafka is slow or away
+                error = await self._when_room(topic, value, key, on_delivery, deadline)
+            except confluent_kafka.KafkaException as err:
+                error = KafkaUnavailableError(f"the producer refused the record: {err}")
+            if error is None:
+                handed_over += 1
+            else:  # no report will come for it
+                results[index] = error
+        delivery.handed_over(handed_over)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.shield(delivery.future), max(0.0, deadline - loop.time())
+            )
+        return [
+            result
+            if result is not None
+            else KafkaUnavailableError("Kafka did not acknowledge within the request's deadline")
+            for result in results
+        ]
+
+    async def _when_room(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        on_delivery: Callable[[Any, Any], None],
+        deadline: float,
+    ) -> Exception | None:
+        """Queue a record once librdkafka's queue has room; None once queued, else why not."""
+        loop = asyncio.get_running_loop()
+        while loop.time() + QUEUE_FULL_BACKOFF < deadline:
+            await asyncio.sleep(QUEUE_FULL_BACKOFF)
+            try:
+                self._producer.produce(topic, value, key, on_delivery=on_delivery)
+                return None
+            except BufferError:
                 continue
-            except (TimeoutError, aiokafka_errors.KafkaError, OSError) as err:
-                results[index] = KafkaUnavailableError(repr(err))
-                continue
-            pending[future] = index
-        if pending:
-            done, not_done = await asyncio.wait(pending, timeout=remaining())
-            for future in done:
-                error = future.exception()
-                results[pending[future]] = (
-                    KafkaUnavailableError(f"Kafka did not acknowledge: {error!r}")
-                    if error
-                    else future.result()
-                )
-            for future in not_done:
-                results[pending[future]] = KafkaUnavailableError(
-                    "Kafka did not acknowledge within the request's deadline"
-                )
-        return results
+            except confluent_kafka.KafkaException as err:
+                return KafkaUnavailableError(f"the producer refused the record: {err}")
+        return KafkaUnavailableError("the producer's queue stayed full until the deadline")
 
     async def close(self, timeout: float = 10.0) -> None:
         """Flush what is in flight, then close."""
-        if self._producer is not None:
-            try:
-                await asyncio.wait_for(self._producer.stop(), timeout)
-            except TimeoutError:
-                log.error("the producer did not flush within %ss", timeout)
+        loop = asyncio.get_running_loop()
+        self._closing.set()
+        await loop.run_in_executor(None, self._poller.join)
+        left = await loop.run_in_executor(None, self._producer.flush, timeout)
+        if left:
+            log.error("%d record(s) not flushed within %ss", left, timeout)
         self.catalog.close()
         self._executor.shutdown(wait=False)

@@ -32,6 +32,7 @@ from eventbus import __version__, metrics
 from eventbus import config as config_module
 from eventbus.config import Config
 from eventbus.http import AccessLogger, create_app
+from eventbus.producer import check_settings
 from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 
 log = logging.getLogger("eventbus.server")
@@ -248,6 +249,7 @@ def check_config(path: Path) -> int:
     is wrong (by key) and return 1, or 0."""
     try:
         config = config_module.load(path)
+        check_settings(config.kafka)
     except config_module.ConfigError as err:
         print(f"eventbus-service: {path}: {err}", file=sys.stderr)
         return 1
@@ -297,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aiohttp.server").addFilter(BadRequestsInOneLine())
     try:
         config = config_module.load(args.config)
+        check_settings(config.kafka)
     except config_module.ConfigError as err:
         print(f"eventbus-service: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,0 +1,108 @@
+"""The producer's pieces that need no Kafka: its librdkafka configuration and how a
+request's delivery reports, arriving on another thread, finish the request exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import confluent_kafka
+from eventbus.config import KafkaSettings
+from eventbus.producer import (
+    KafkaUnavailableError,
+    _Delivery,
+    librdkafka_config,
+)
+
+
+def test_settings_become_librdkafka_names() -> None:
+    settings = KafkaSettings(
+        ["k1:9092", "k2:9092"],
+        producer={"acks": "all", "linger_ms": 3, "compression_type": None},
+        security={
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "eventbus",
+            "sasl_plain_password": "secret",
+            "ssl_cafile": "/etc/ssl/ca.pem",
+            "ssl_check_hostname": False,
+        },
+        produce_timeout=7.5,
+    )
+    config = librdkafka_config(settings)
+    assert config["bootstrap.servers"] == "k1:9092,k2:9092"
+    assert config["acks"] == "all"
+    assert config["linger.ms"] == 3
+    assert config["compression.type"] == "none"
+    assert config["security.protocol"] == "sasl_ssl"
+    assert config["sasl.username"] == "eventbus"
+    assert config["ssl.ca.location"] == "/etc/ssl/ca.pem"
+    assert config["ssl.endpoint.identification.algorithm"] == "none"
+    assert config["message.timeout.ms"] == 7500
+    assert config["request.timeout.ms"] == 7500
+    assert config["enable.idempotence"] is False
+    confluent_kafka.Producer(
+        {**config, "ssl.ca.location": "probe"} | {"security.protocol": "plaintext"}
+    ).flush(0)  # librdkafka itself takes every name
+
+
+def test_linger_defaults_to_one_millisecond() -> None:
+    assert librdkafka_config(KafkaSettings(["k:9092"]))["linger.ms"] == 1
+
+
+def test_early_acknowledgements_do_not_finish_the_request() -> None:
+    async def scenario() -> None:
+        delivery = _Delivery(asyncio.get_running_loop(), 3)
+        delivery.delivered(0, None, None)  # acknowledged before the next is handed over
+        await asyncio.sleep(0.01)
+        assert not delivery.future.done()
+        delivery.results[2] = KafkaUnavailableError("queue full")  # never handed over
+        delivery.handed_over(2)
+        assert not delivery.future.done()
+        thread = threading.Thread(target=delivery.delivered, args=(1, "broker down", None))
+        thread.start()
+        thread.join()
+        await asyncio.wait_for(delivery.future, 5)
+        assert delivery.results[0] is True
+        assert isinstance(delivery.results[1], KafkaUnavailableError)
+        assert "broker down" in str(delivery.results[1])
+        assert isinstance(delivery.results[2], KafkaUnavailableError)
+
+    asyncio.run(scenario())
+
+
+def test_reports_racing_the_hand_over_finish_the_request_once() -> None:
+    """The last report and the end of the hand-over race from two threads: the request is
+    woken however they interleave, and never before every report is in."""
+
+    async def scenario(size: int) -> None:
+        delivery = _Delivery(asyncio.get_running_loop(), size)
+        barrier = threading.Barrier(2)
+
+        def reports() -> None:
+            barrier.wait()
+            for index in range(size):
+                delivery.delivered(index, None, None)
+
+        thread = threading.Thread(target=reports)
+        thread.start()
+        barrier.wait()
+        delivery.handed_over(size)
+        await asyncio.wait_for(delivery.future, 5)
+        thread.join()
+        assert delivery.acked == size
+        assert delivery.results == [True] * size
+
+    for size in (1, 2, 100, 5000):
+        for _attempt in range(20):
+            asyncio.run(scenario(size))
+
+
+def test_a_request_with_nothing_handed_over_finishes_at_once() -> None:
+    async def scenario() -> None:
+        delivery = _Delivery(asyncio.get_running_loop(), 1)
+        delivery.results[0] = KafkaUnavailableError("unknown topic")
+        delivery.handed_over(0)
+        assert delivery.future.done()
+
+    asyncio.run(scenario())
