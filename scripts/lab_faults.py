@@ -4,7 +4,7 @@ or a stop whose message names the host and the step, with nothing left out of it
 silently.
 
     sudo make lab-faults          (the lab up and converged: make lab-restart first)
-    lab_faults.py [--only NAME] [--output build/lab/faults.json] [--markdown docs/faults.md]
+    lab_faults.py [--only NAME ...] [--output build/lab/faults.json] [--markdown docs/faults.md]
 
 Writes the matrix (scenario, expected, seen) as JSON and as the table of docs/faults.md.
 Exits 1 when a scenario did not behave as expected.
@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,26 @@ def release_locks(lab: Lab) -> None:
         url = f"http://{address}:2379/v2/keys/eventbus-ops/locks?recursive=true&dir=true"
         with contextlib.suppress(OSError):  # nothing to release
             urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+
+
+@contextlib.contextmanager
+def background_load(lab: Lab, rate: float) -> Iterator[None]:
+    """Events posted to every datacenter's service address while the matrix runs: the
+    runbook's traffic step waits for the repooled host to get requests again."""
+    port = lab.settings["eventbus_port"]
+    targets = [f"--target={dc}={lab.service_address(dc)}:{port}" for dc in lab.datacenters]
+    load = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "loadgen.py"), *targets, f"--rate={rate}",
+         "--clients=4", f"--output={BUILD / 'faults-load.json'}"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    say(f"load: {rate:.0f} events/s to each datacenter's service address")
+    try:
+        time.sleep(3)
+        yield
+    finally:
+        load.send_signal(signal.SIGTERM)
+        load.wait(120)
 
 
 @dataclass
@@ -271,7 +291,8 @@ def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
     skipped = rf"{re.escape(first)}\S*: skipped \(depooled by an operator, or done"
     seen["first_skipped"] = bool(re.search(skipped, seen["stdout"]))
     seen["second_after"] = pool_state(lab, second)
-    seen["message"] = f"{seen['start_line'][-160:]}; {second} {seen['second_after']}"
+    failure = failure_message(seen["stdout"]) if seen["rc"] else ""
+    seen["message"] = f"{failure or seen['start_line'][-160:]}; {second} {seen['second_after']}"
     if seen["second_after"] != "UP":
         repool(lab, second)
     return seen
@@ -290,7 +311,8 @@ SCENARIOS = [
     Scenario(
         "etcd down during a depool",
         "conftool's etcd (conf1001) stopped as the rolling restart of kafka1001 starts",
-        "stops at the depool (or repool) naming host and step; not left out silently",
+        "stops at the first step that needs etcd (the lock's renewal), naming host and step; "
+        "not left out silently",
         etcd_down_during_depool,
         says("kafka1001.eqiad.wmnet", "cannot reach etcd"),
     ),
@@ -368,21 +390,79 @@ SCENARIOS = [
 ]
 
 
+def count_load_failures(results: list[dict[str, Any]], load_report: Path) -> None:
+    """Each scenario's failed requests of the background load (by datacenter and answer):
+    some faults cost requests whatever the playbook does (a broker cut off holds its
+    partitions' leadership until its session times out; an operator's depool can empty a
+    pool); none may be lost (a 503'd event is in the failed-events log)."""
+    if not load_report.exists():
+        return
+    load = json.loads(load_report.read_text())
+    targets = load["targets"]
+    for record in results:
+        if (
+            not load["started"]
+            <= record.get("started", 0)
+            <= record.get("ended", 0)
+            <= load["stopped"]
+        ):
+            continue  # kept from an earlier run (--only)
+        counts: dict[str, int] = {}
+        for dc, target in targets.items():
+            for failure in target["failures"]:
+                if record["started"] <= failure["at"] <= record["ended"]:
+                    kind = failure["error"] if failure["error"].startswith("HTTP") else "error"
+                    counts[f"{dc} {kind}"] = counts.get(f"{dc} {kind}", 0) + 1
+        record["load_failures"] = counts
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     rows = "\n".join(
         f"| {r['name']} | {r['fault']} | {r['expected']} | "
         f"{'as expected' if r['ok'] else 'NOT as expected'}: exit {r['rc']}, "
-        f"{r.get('message', '').replace('|', '/')[:300]} |"
+        f"{r.get('message', '').replace('|', '/')[:300]} | "
+        f"{', '.join(f'{k}: {v}' for k, v in r.get('load_failures', {}).items()) or 'none'} |"
         for r in results
     )
-    return "| scenario | fault | expected | seen |\n|---|---|---|---|\n" + rows + "\n"
+    head = "| scenario | fault | expected | seen | requests failed meanwhile |\n"
+    return head + "|---|---|---|---|---|\n" + rows + "\n"
+
+
+def run_scenarios(lab: Lab, args: argparse.Namespace, earlier: dict[str, Any]) -> list[dict]:
+    results: list[dict[str, Any]] = []
+    for scenario in SCENARIOS:
+        chosen = not args.only or any(part in scenario.name for part in args.only)
+        if not chosen and scenario.name in earlier:
+            results.append(earlier[scenario.name])
+        if not chosen:
+            continue
+        say(f"scenario: {scenario.name}")
+        record: dict[str, Any] = {"name": scenario.name, "fault": scenario.fault,
+                                  "expected": scenario.expected}  # fmt: skip
+        record["started"] = time.time()
+        try:
+            seen = scenario.run(lab)
+            record["ok"] = scenario.judge(seen)
+            record.update({k: v for k, v in seen.items() if k != "stdout"})
+        except (LabError, OSError) as err:
+            record.update(ok=False, rc=None, message=f"the scenario broke: {err}")
+        record["ended"] = time.time()
+        verdict = "as expected" if record["ok"] else "NOT AS EXPECTED"
+        say(f"  {verdict}: {record.get('message', '')[:200]}")
+        results.append(record)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--only", help="run the scenarios whose name contains this")
+    parser.add_argument(
+        "--only", action="append", help="run the scenarios whose name contains this (repeatable)"
+    )
     parser.add_argument("--output", type=Path, default=BUILD / "faults.json")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--rate", type=float, default=20.0, help="events/s per datacenter")
     args = parser.parse_args(argv)
     try:
         lab = load()
@@ -396,27 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     earlier = {}
     if args.only and args.output.exists():
         earlier = {r["name"]: r for r in json.loads(args.output.read_text())}
-    results = []
-    for scenario in SCENARIOS:
-        if args.only and args.only not in scenario.name and scenario.name in earlier:
-            results.append(earlier[scenario.name])
-            continue
-        if args.only and args.only not in scenario.name:
-            continue
-        say(f"scenario: {scenario.name}")
-        record: dict[str, Any] = {"name": scenario.name, "fault": scenario.fault,
-                                  "expected": scenario.expected}  # fmt: skip
-        try:
-            seen = scenario.run(lab)
-            record["ok"] = scenario.judge(seen)
-            record.update({k: v for k, v in seen.items() if k != "stdout"})
-        except (LabError, OSError) as err:
-            record.update(ok=False, rc=None, message=f"the scenario broke: {err}")
-        verdict = "as expected" if record["ok"] else "NOT AS EXPECTED"
-        say(f"  {verdict}: {record.get('message', '')[:200]}")
-        results.append(record)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2))
+    with background_load(lab, args.rate):
+        results = run_scenarios(lab, args, earlier)
+    count_load_failures(results, BUILD / "faults-load.json")
+    args.output.write_text(json.dumps(results, indent=2))
     table = markdown(results)
     print(table)
     if args.markdown:
