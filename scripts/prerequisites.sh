@@ -17,6 +17,7 @@ apt_packages=(
   systemd-container debootstrap iproute2 openssh-client  # the lab: systemd-nspawn hosts
   git make python3-venv ca-certificates
   wrk              # benchmarks: HTTP load
+  apache2-utils    # benchmarks: ab, the runbook's 2016 single-event test
   prometheus prometheus-alertmanager  # promtool checks the metrics and alert rules
 )
 # Debian starts these when it installs them; the tests and the lab run their own.

@@ -9,8 +9,8 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from eventbus import __version__

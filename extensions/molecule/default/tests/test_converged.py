@@ -133,7 +133,8 @@ def test_prometheus_scrapes_every_service_broker_and_load_balancer(lab: Lab, dc:
     assert {k: h for k, h in health.items() if h != "up"} == {}
     rules = get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
     alerts = {rule["name"] for group in rules for rule in group["rules"]}
-    assert {"EventbusServiceDown", "KafkaUnderReplicatedPartitions", "KafkaOfflinePartitions"} <= alerts
+    expected = {"EventbusServiceDown", "KafkaUnderReplicatedPartitions", "KafkaOfflinePartitions"}
+    assert expected <= alerts
 
 
 def test_the_jmx_exporter_serves_the_broker_metrics_the_alerts_read(lab: Lab, dc: str) -> None:

@@ -31,7 +31,7 @@ ACCEPTED, INVALID, ERROR = "accepted", "invalid", "error"
 STOPPING = "the service stopped before Kafka acknowledged the event; it was logged for replay"
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     index: int
     id: str | None

@@ -137,6 +137,8 @@ def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
         # a broker that comes back is reconnected within a second (librdkafka's default
         # backoff grows to 10 s, longer than a request waits)
         "reconnect.backoff.max.ms": 1000,
+        # a lone record's request leaves at once (an answer waits for its acknowledgement)
+        "socket.nagle.disable": True,
     }
     options = {**PRODUCER_DEFAULTS, **settings.producer, **settings.security}
     for name, value in options.items():

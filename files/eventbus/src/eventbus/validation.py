@@ -31,7 +31,7 @@ class InvalidEventError(Exception):
         self.too_large = too_large
 
 
-@dataclass
+@dataclass(slots=True)
 class ValidEvent:
     index: int
     id: str | None
