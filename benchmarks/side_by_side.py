@@ -117,8 +117,7 @@ def post_ok(url: str, body: bytes) -> bool:
 
 def start_eventbus(tmp: Path, bootstrap: str, workers: int) -> Running:
     port = free_port()
-    home = tmp / f"eventbus-{workers}"
-    home.mkdir()
+    home = Path(tempfile.mkdtemp(prefix=f"eventbus-{workers}-", dir=tmp))  # one per round
     config = service_config(home, bootstrap, port, num_processes=workers, max_body_bytes=4_194_304)
     log = home / "service.log"
     with log.open("ab") as out:
@@ -133,8 +132,7 @@ def start_eventbus(tmp: Path, bootstrap: str, workers: int) -> Running:
 
 def start_eventgate(tmp: Path, bootstrap: str, workers: int, schemas: Path) -> Running:
     port = free_port()
-    home = tmp / f"eventgate-{workers}"
-    home.mkdir()
+    home = Path(tempfile.mkdtemp(prefix=f"eventgate-{workers}-", dir=tmp))  # one per round
     config = eventgate.config(home / "eventgate.yaml", port, schemas, bootstrap, workers)
     log = home / "eventgate.log"
     process = eventgate.start(eventgate.INSTALL_DIR, config, log)

@@ -129,7 +129,7 @@ class _ConnectionErrors(logging.Handler):
             self.messages.append(message)
 
 
-def _connection_failure(servers, errors):
+def _connection_failure(servers, errors, sasl=False):
     auth = [m for m in errors if "Authentication failed" in m]
     if auth:
         return (
@@ -138,9 +138,16 @@ def _connection_failure(servers, errors):
         )
     causes = [m for m in errors if "Unable to bootstrap" not in m]
     detail = "; the client's last error: %s" % causes[-1] if causes else ""
+    hint = ""
+    if sasl and any("disconnected" in m for m in causes):
+        # kafka-python may miss the broker's answer when the broker closes right after it
+        hint = (
+            "; the brokers closed the connection, which is also how they end a login with "
+            "wrong credentials: check sasl_mechanism, sasl_username and sasl_password too"
+        )
     return (
         "could not reach any Kafka broker at %s: check that Kafka is running and that "
-        "bootstrap_servers is reachable from this host%s" % (servers, detail)
+        "bootstrap_servers is reachable from this host%s%s" % (servers, detail, hint)
     )
 
 
@@ -155,7 +162,9 @@ def admin_client(params):
         return KafkaAdminClient(**client_config(params))
     except (kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError):
         # kafka-python 3 raises KafkaTimeoutError("Unable to bootstrap ...") when no broker answers
-        raise KafkaModuleError(_connection_failure(servers, errors.messages)) from None
+        raise KafkaModuleError(
+            _connection_failure(servers, errors.messages, "SASL" in params["security_protocol"])
+        ) from None
     except kafka_errors.KafkaError as err:
         raise KafkaModuleError("connecting to Kafka at %s failed: %s" % (servers, err)) from err
     finally:

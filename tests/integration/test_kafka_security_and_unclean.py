@@ -37,9 +37,15 @@ def test_wrong_sasl_password_fails_without_echoing_it(kafka_cluster: KafkaCluste
     result = run_module("kafka_topic_describe", sasl_args(kafka_cluster, "not-the-password"))
     assert result["failed"] is True
     assert "not-the-password" not in str(result)  # no_log hides the secret everywhere
-    assert "refused the credentials" in result["msg"]
-    assert "Invalid username or password" in result["msg"]
-    assert "sasl_password" in result["msg"]
+    # Kafka sends its "authentication failed" answer as it closes the connection, and
+    # kafka-python drops the data of a read that also sees the close: the client gets the
+    # answer or only the disconnect, by timing. Either way the message points at the
+    # credentials, and names Kafka's reason when the client got it.
+    assert "check sasl_mechanism, sasl_username and sasl_password" in result["msg"]
+    if "refused the credentials" in result["msg"]:
+        assert "Invalid username or password" in result["msg"]
+    else:
+        assert "the brokers closed the connection" in result["msg"]
 
 
 def test_sasl_options_are_required_together() -> None:
