@@ -37,7 +37,23 @@ from kafka import errors as kafka_errors
 from eventbus.config import ConfigError, KafkaSettings
 
 log = logging.getLogger(__name__)
-KAFKA_LOG = logging.getLogger("eventbus.kafka")  # librdkafka's own log, served by poll()
+KAFKA_LOG = logging.getLogger("eventbus.kafka")
+
+
+class LibrdkafkaLog:
+    """librdkafka's own log lines (served by poll()) at WARNING at most: its errors are brokers
+    away or refusing connections ("Connect to ... failed", "all brokers are down"), which the
+    service answers itself (503, the failed-events log, eventbus_produce_errors_total). A
+    service started while Kafka is still coming up, as after a host's reboot, would otherwise
+    log ERROR lines that the runbook's log check reads as the service failing."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        self.logger.log(min(level, logging.WARNING), msg, *args)
+
+
 CATALOG_MISS_REFRESH = 5.0  # an unknown topic triggers a refresh at most this often
 
 
@@ -157,7 +173,9 @@ def new_producer(settings: KafkaSettings) -> confluent_kafka.Producer:
     """A librdkafka producer (it connects in the background); ConfigError naming the key
     when librdkafka refuses a setting."""
     try:
-        return confluent_kafka.Producer(librdkafka_config(settings), logger=KAFKA_LOG)
+        return confluent_kafka.Producer(
+            librdkafka_config(settings), logger=LibrdkafkaLog(KAFKA_LOG)
+        )
     except (confluent_kafka.KafkaException, ValueError, TypeError) as err:
         raise ConfigError(f"config key kafka.producer: librdkafka refuses it: {err}") from err
 
