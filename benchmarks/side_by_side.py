@@ -35,7 +35,7 @@ from benchmarks import eventgate, profile
 from benchmarks._wrk import WrkResult, progress, wrk
 from tests.harness._net import free_port, wait_until
 from tests.harness.kafka import KafkaCluster, resolve_bundle
-from tests.service.conftest import make_event, service_config, write_schemas
+from tests.service.conftest import make_event, service_config, start_service, write_schemas
 
 SERVERS = ("eventbus", "eventgate")
 TOPICS = {"eventbus": "eqiad.test.event", "eventgate": "test.event"}
@@ -119,15 +119,9 @@ def start_eventbus(tmp: Path, bootstrap: str, workers: int) -> Running:
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix=f"eventbus-{workers}-", dir=tmp))  # one per round
     config = service_config(home, bootstrap, port, num_processes=workers, max_body_bytes=4_194_304)
-    log = home / "service.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "eventbus.service", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Running(f"http://127.0.0.1:{port}/v1/events", process, log)
+    service = start_service(home, config, port, new_session=True)
+    assert service.process is not None
+    return Running(f"{service.url}/v1/events", service.process, service.log_path)
 
 
 def start_eventgate(tmp: Path, bootstrap: str, workers: int, schemas: Path) -> Running:

@@ -16,6 +16,9 @@ Cases (after_proof first: the lab as the proof under load left it):
   rollback         a rollback switches every host back to its previous release
   canary           a deploy of a release that refuses valid events: its first canary is
                    rolled back by itself, repooled, and no other host is touched
+  install_fails    a deploy whose release cannot be built stops before any host is
+                   depooled, writes END FAIL, and leaves no run lock behind; a rollback
+                   refused for want of a previous release takes no lock either
 
 Exits 0 once every case ran (whatever it saw); 2 when the lab could not be used.
 """
@@ -29,7 +32,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -37,28 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from eventbus_lab import playbooks, remote
+from eventbus_lab._run import progress as say
+from eventbus_lab._run import wait_for
 from eventbus_lab.inventory import RELEASE_PYTHON, REPO, Lab, LabError, load
 
 BUILD = REPO / "build" / "lab"
 FAILED_LOG = "/srv/log/eventbus/failed_events.log"
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(1)
-
-
 def run(lab: Lab, *args: str) -> dict[str, Any]:
-    say(f"ansible-playbook {shlex.join(args)}")
-    done = playbooks.playbook(lab, *args)
-    return {"rc": done.returncode, "stdout": done.stdout[-20000:]}
+    return playbooks.recorded(lab, *args)
 
 
 def started(lab: Lab, names: list[str]) -> dict[str, str]:
@@ -237,6 +227,30 @@ def canary(lab: Lab) -> dict[str, Any]:
     return seen
 
 
+def install_fails(lab: Lab) -> dict[str, Any]:
+    mark = playbooks.log_mark()
+    source = BUILD / "no-such-release"
+    seen: dict[str, Any] = {
+        "run": run(lab, "eventplatform.eventbus.deploy", "-l", "eqiad",
+                   "-e", "eventbus_version=0.0.1.post99", "-e", f"eventbus_source_dir={source}"),
+        "locks_left": remote.run_locks(lab),
+    }  # fmt: skip
+    ended = [line for line in playbooks.log_since(mark) if " END FAIL " in line]
+    seen["end_line"] = ended[-1] if ended else ""
+    seen["haproxy"] = remote.haproxy_status(lab, lab.loadbalancer("eqiad"))
+    # one host's previous release, taken away for a moment: its rollback has nothing to go to
+    previous = "/srv/deployment/eventbus/previous"
+    host = lab.eventbus[0]
+    remote.sh(lab, host, f"if [ -L {previous} ]; then mv {previous} {previous}.away; fi")
+    try:
+        seen["rollback"] = run(lab, "eventplatform.eventbus.deploy", "-l", host,
+                               "-e", "eventbus_rollback=true")  # fmt: skip
+    finally:
+        remote.sh(lab, host, f"if [ -L {previous}.away ]; then mv {previous}.away {previous}; fi")
+    seen["locks_after_rollback"] = remote.run_locks(lab)
+    return seen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--output", type=Path, default=BUILD / "cases.json")
@@ -257,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         ("operator_depool", lambda: operator_depool(lab)),
         ("rollback", lambda: rollback(lab, version)),
         ("canary", lambda: canary(lab)),
+        ("install_fails", lambda: install_fails(lab)),
     ]
     seen: dict[str, Any] = {}
     for name, case in cases:

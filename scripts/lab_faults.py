@@ -22,36 +22,22 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eventbus_lab import playbooks, remote
+from eventbus_lab._run import progress as say
+from eventbus_lab._run import wait_for
 from eventbus_lab.inventory import REPO, Lab, LabError, load
 
 BUILD = REPO / "build" / "lab"
-OPS_LOG = Path.home() / ".local" / "state" / "eventbus-ops" / "operations.log"
 HAPROXY_SOCKET = "/run/haproxy/admin.sock"
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
-
-
 def run(lab: Lab, *args: str) -> dict[str, Any]:
-    say(f"ansible-playbook {' '.join(args)}")
-    done = playbooks.playbook(lab, *args, reason="fault matrix")
-    return {"rc": done.returncode, "stdout": done.stdout}
+    return playbooks.recorded(lab, *args, reason="fault matrix")
 
 
 def failure_message(stdout: str) -> str:
@@ -66,15 +52,9 @@ def in_background(target: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def log_mark() -> int:
-    """Where the operations log ends now."""
-    return len(OPS_LOG.read_text().splitlines()) if OPS_LOG.exists() else 0
-
-
 def started_since(mark: int) -> bool:
     """Whether a run wrote START to the operations log after ``mark``: its pre-flight passed."""
-    lines = OPS_LOG.read_text().splitlines() if OPS_LOG.exists() else []
-    return any(" START " in line for line in lines[mark:])
+    return any(" START " in line for line in playbooks.log_since(mark))
 
 
 def pool_state(lab: Lab, name: str) -> str:
@@ -89,15 +69,6 @@ def repool(lab: Lab, name: str) -> None:
     else:
         remote.haproxy(lab, lab.loadbalancer(dc), f"set server eventbus/{name} state ready")
     wait_for(lambda: pool_state(lab, name) == "UP", 60, f"{name} back in its pool")
-
-
-def release_locks(lab: Lab) -> None:
-    """Locks a stopped run could not release (its etcd was down): the operator's job."""
-    for dc in lab.datacenters:
-        address = lab.host(lab.loadbalancer(dc)).address
-        url = f"http://{address}:2379/v2/keys/eventbus-ops/locks?recursive=true&dir=true"
-        with contextlib.suppress(OSError):  # nothing to release
-            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
 
 
 @contextlib.contextmanager
@@ -132,7 +103,7 @@ class Scenario:
 # -- the scenarios -------------------------------------------------------------------------------
 def etcd_down_during_depool(lab: Lab) -> dict[str, Any]:
     host, conf = "kafka1001.eqiad.wmnet", "conf1001.eqiad.wmnet"
-    mark = log_mark()
+    mark = playbooks.log_mark()
 
     def stop_etcd() -> None:
         wait_for(lambda: started_since(mark), 120, "the run's START")
@@ -145,7 +116,7 @@ def etcd_down_during_depool(lab: Lab) -> dict[str, Any]:
         killer.join(130)
         remote.sh(lab, conf, "systemctl start etcd")
         time.sleep(3)
-        release_locks(lab)
+        remote.release_run_locks(lab)
     seen["pool_after"] = pool_state(lab, host)
     if seen["pool_after"] != "UP":
         repool(lab, host)
@@ -214,7 +185,7 @@ def ssh_unreachable_after_depool(lab: Lab) -> dict[str, Any]:
 
 
 def two_concurrent_runs(lab: Lab) -> dict[str, Any]:
-    mark = log_mark()
+    mark = playbooks.log_mark()
     first: dict[str, Any] = {}
     thread = in_background(lambda: first.update(
         run(lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad")))  # fmt: skip
@@ -283,12 +254,12 @@ def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
         os.killpg(cut.pid, signal.SIGKILL)  # the controller is lost: nothing runs its rescue
         cut.wait(30)
     seen: dict[str, Any] = {"left_by_the_cut": pool_state(lab, second)}
-    mark = log_mark()
+    mark = playbooks.log_mark()
     seen.update(run(lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad",
                     "-e", "runbook_resume=true"))  # fmt: skip
-    lines = OPS_LOG.read_text().splitlines()[mark:] if OPS_LOG.exists() else []
+    lines = playbooks.log_since(mark)
     seen["start_line"] = next((line for line in lines if " START " in line), "")
-    skipped = rf"{re.escape(first)}\S*: skipped \(depooled by an operator, or done"
+    skipped = rf"{re.escape(first)}\S*: skipped \(done by the run this one resumed"
     seen["first_skipped"] = bool(re.search(skipped, seen["stdout"]))
     seen["second_after"] = pool_state(lab, second)
     failure = failure_message(seen["stdout"]) if seen["rc"] else ""

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from eventbus_lab import playbooks, remote
+from eventbus_lab._run import progress as say
 from eventbus_lab.inventory import Lab, LabError, load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,10 +54,6 @@ def lab() -> Lab:
 
 class LabRunError(Exception):
     """The run could not go on; the message says what to do."""
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, float]:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 
 from eventbus_lab.inventory import LabError
 
 
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` twice a second until it holds; LabError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
 
 
 def run(

@@ -6,14 +6,29 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from eventbus_lab._run import progress
 from eventbus_lab.inventory import REPO, Lab
 
 BIN = Path(sys.executable).parent
 COLLECTIONS = Path(os.environ.get("EVENTBUS_COLLECTIONS_PATH", REPO / "build" / "installed"))
+# where the runbook playbooks write START and END lines (runbook_operations_log's default)
+OPERATIONS_LOG = Path.home() / ".local" / "state" / "eventbus-ops" / "operations.log"
+
+
+def log_mark() -> int:
+    """Where the operations log ends now."""
+    return len(OPERATIONS_LOG.read_text().splitlines()) if OPERATIONS_LOG.exists() else 0
+
+
+def log_since(mark: int) -> list[str]:
+    """The operations log's lines written after ``mark``."""
+    return OPERATIONS_LOG.read_text().splitlines()[mark:] if OPERATIONS_LOG.exists() else []
 
 
 def ansible_env() -> dict[str, str]:
@@ -43,6 +58,14 @@ def playbook(  # type: ignore[no-untyped-def]
         timeout=timeout,
         check=False,
     )
+
+
+def recorded(lab: Lab, *args: str, reason: str = "lab test", keep: int = 20000) -> dict[str, Any]:
+    """:func:`playbook`, said on stdout, as the lab scripts record it: its exit code and the
+    last ``keep`` characters of its output."""
+    progress(f"ansible-playbook {shlex.join(args)}")
+    done = playbook(lab, *args, reason=reason)
+    return {"rc": done.returncode, "stdout": done.stdout[-keep:]}
 
 
 def playbook_argv(lab: Lab, *args: str, reason: str = "lab test") -> list[str]:

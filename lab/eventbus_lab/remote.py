@@ -1,15 +1,17 @@
 """Looking at (and poking) the lab's hosts from the controller: a shell command over ssh,
 HAProxy's runtime API on a load balancer (through the pool agent's helper, which uses the
-collection's one HAProxy client), the real ``confctl`` against a datacenter's etcd, the
-service's version, and the event ids in a topic."""
+collection's one HAProxy client), the real ``confctl`` against a datacenter's etcd, the run
+locks in it, the service's version, and the event ids in a topic."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -98,3 +100,35 @@ def service_started_at(lab: Lab, name: str) -> str:
 
 def boot_id(lab: Lab, name: str) -> str:
     return sh(lab, name, "cat /proc/sys/kernel/random/boot_id").strip()
+
+
+def _locks_url(lab: Lab, dc: str, query: str) -> str:
+    address = lab.host(lab.loadbalancer(dc)).address
+    return f"http://{address}:2379/v2/keys/eventbus-ops/locks?{query}"
+
+
+def run_locks(lab: Lab) -> list[str]:
+    """The run locks held in each datacenter's etcd (its conf host), as ``dc:key``."""
+    held: list[str] = []
+    for dc in lab.datacenters:
+        try:
+            with urllib.request.urlopen(_locks_url(lab, dc, "recursive=true"), timeout=5) as answer:
+                nodes = [json.load(answer)["node"]]
+        except urllib.error.HTTPError as err:
+            if err.code == 404:  # no lock was ever taken there
+                continue
+            raise
+        while nodes:
+            node = nodes.pop()
+            nodes.extend(node.get("nodes", []))
+            if not node.get("dir"):
+                held.append(f"{dc}:{node['key']}")
+    return held
+
+
+def release_run_locks(lab: Lab) -> None:
+    """Locks a stopped run could not release (its etcd was down): the operator's job."""
+    for dc in lab.datacenters:
+        url = _locks_url(lab, dc, "recursive=true&dir=true")
+        with contextlib.suppress(OSError):  # nothing to release
+            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()

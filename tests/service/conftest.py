@@ -148,13 +148,16 @@ def service_config(tmp: Path, bootstrap: str, port: int, **overrides: Any) -> Pa
     return path
 
 
-def start_service(tmp: Path, config_path: Path, port: int) -> Service:
+def start_service(tmp: Path, config_path: Path, port: int, new_session: bool = False) -> Service:
+    """The service on ``port``, answering; its output in ``tmp``/service.log. With
+    ``new_session`` it leads a process group of its own (to be stopped as a whole)."""
     log_path = tmp / "service.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "eventbus.service", "--config", str(config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
     config = yaml.safe_load(config_path.read_text())
     service = Service(
@@ -216,6 +219,18 @@ def eventbus_session(
 def eventbus(eventbus_session: Service, kafka_cluster: KafkaCluster) -> Service:
     """The session's service, with every Kafka broker running."""
     return eventbus_session
+
+
+@pytest.fixture
+def two_workers(
+    kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
+) -> Iterator[Service]:
+    """A service of its own with two worker processes (its own port and config)."""
+    port = free_port()
+    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
+    service = start_service(tmp_path, config, port)
+    yield service
+    stop_service(service)
 
 
 def consume_ids(cluster: KafkaCluster, topic: str, timeout_ms: int = 3000) -> list[str]:

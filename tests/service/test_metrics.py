@@ -8,27 +8,12 @@ import http.client
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from eventbus import __version__
 
-from tests.harness._net import free_port
-from tests.harness.kafka import KafkaCluster
-from tests.service.conftest import Service, make_event, service_config, start_service, stop_service
-
-
-@pytest.fixture
-def two_workers(
-    kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
-) -> Iterator[Service]:
-    port = free_port()
-    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
-    service = start_service(tmp_path, config, port)
-    yield service
-    stop_service(service)
+from tests.service.conftest import Service, make_event
 
 
 def value(text: str, name: str, **labels: str) -> float:

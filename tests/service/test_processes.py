@@ -13,10 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.harness._net import free_port, wait_until
 from tests.harness.kafka import KafkaCluster
@@ -25,20 +22,7 @@ from tests.service.conftest import (
     consume_ids,
     make_event,
     service_config,
-    start_service,
-    stop_service,
 )
-
-
-@pytest.fixture
-def two_workers(
-    kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
-) -> Iterator[Service]:
-    port = free_port()
-    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
-    service = start_service(tmp_path, config, port)
-    yield service
-    stop_service(service)
 
 
 def worker_pids(service: Service) -> set[int]:

@@ -9,7 +9,9 @@ the new version, the rebooted hosts booted again), then the failure and operator
 host whose service is broken after its restart stops the rolling restart there; an
 under-replicated partition makes the reboot refuse before it touches anything; replay puts a
 produce failure into Kafka and reports an invalid one; check mode changes nothing; an
-operator's depool is refused or left alone; a rollback switches every host back.
+operator's depool is refused or left alone; a rollback switches every host back; a broken
+release is caught by its canary and rolled back; a deploy whose release cannot be installed,
+or a rollback with nothing to go back to, stops and leaves no run lock behind.
 """
 
 from __future__ import annotations
@@ -202,6 +204,21 @@ def test_a_broken_release_was_caught_by_its_canary_and_rolled_back(cases: dict) 
     assert seen["conftool"]["pooled"] == "yes"
     for status in seen["haproxy"].values():
         assert set(status.values()) == {"UP"}
+
+
+def test_a_deploy_that_cannot_install_stopped_and_left_no_lock(cases: dict) -> None:
+    seen = case(cases, "install_fails")
+    out = seen["run"]["stdout"]
+    assert seen["run"]["rc"] != 0
+    assert "could not be installed" in out, out[-3000:]
+    assert "the run locks are released" in out
+    assert seen["locks_left"] == []  # the next run is not refused
+    assert "step 'install'" in seen["end_line"], seen["end_line"]
+    assert set(seen["haproxy"].values()) == {"UP"}  # no host was depooled
+    refused = seen["rollback"]
+    assert refused["rc"] != 0
+    assert "has no previous release to roll back to" in refused["stdout"], refused["stdout"][-3000:]
+    assert seen["locks_after_rollback"] == []
 
 
 def test_maintenance_alerts_were_silenced_and_no_silence_is_left(proof: dict) -> None:
