@@ -40,12 +40,6 @@ def run(lab: Lab, *args: str) -> dict[str, Any]:
     return playbooks.recorded(lab, *args, reason="fault matrix")
 
 
-def failure_message(stdout: str) -> str:
-    """The run's last failure message (the runbook's own, which names host and step)."""
-    messages = re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', stdout)
-    return json.loads(f'"{messages[-1]}"') if messages else ""
-
-
 def in_background(target: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
@@ -262,7 +256,7 @@ def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
     skipped = rf"{re.escape(first)}\S*: skipped \(done by the run this one resumed"
     seen["first_skipped"] = bool(re.search(skipped, seen["stdout"]))
     seen["second_after"] = pool_state(lab, second)
-    failure = failure_message(seen["stdout"]) if seen["rc"] else ""
+    failure = playbooks.failure_message(seen["stdout"]) if seen["rc"] else ""
     seen["message"] = f"{failure or seen['start_line'][-160:]}; {second} {seen['second_after']}"
     if seen["second_after"] != "UP":
         repool(lab, second)
@@ -271,7 +265,7 @@ def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
 
 def says(*parts: str) -> Callable[[dict[str, Any]], bool]:
     def judge(seen: dict[str, Any]) -> bool:
-        message = failure_message(seen["stdout"])
+        message = playbooks.failure_message(seen["stdout"])
         seen["message"] = message[:600]
         return seen["rc"] != 0 and all(p in message for p in parts)
 

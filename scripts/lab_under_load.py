@@ -56,14 +56,34 @@ class LabRunError(Exception):
     """The run could not go on; the message says what to do."""
 
 
-def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, float]:
+def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, float, str]:
+    """Run it with its output shown and kept beside ``report`` (.log); its exit code, its
+    duration and, when it failed, its last failure message."""
     args = [*shlex.split(playbook)]
     for item in [*extra, f"runbook_report_file={report}"]:
         args += ["-e", item]
     say(f"running {shlex.join(args)}")
     started = time.monotonic()
-    code = playbooks.playbook(lab(), *args, capture=False).returncode
-    return code, time.monotonic() - started
+    output: list[str] = []
+    with (
+        report.with_suffix(".log").open("w") as kept,
+        subprocess.Popen(
+            playbooks.playbook_argv(lab(), *args),
+            cwd=REPO,
+            env=playbooks.ansible_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as running,
+    ):
+        assert running.stdout is not None
+        for line in running.stdout:
+            sys.stdout.write(line)
+            kept.write(line)
+            output.append(line)
+    code = running.returncode
+    failure = playbooks.failure_message("".join(output[-400:])) if code else ""
+    return code, time.monotonic() - started, failure
 
 
 def ids_in_kafka(dc: str, topic: str) -> list[str]:
@@ -111,7 +131,9 @@ def run(argv: list[str] | None) -> int:
         if up.returncode:
             raise LabRunError("the lab did not come up (see the line above); nothing was run")
     if args.converge:
-        code, seconds = run_playbook("eventplatform.eventbus.site", [], BUILD / "site.json")
+        code, seconds, _failure = run_playbook(
+            "eventplatform.eventbus.site", [], BUILD / "site.json"
+        )
         if code:
             raise LabRunError(
                 f"eventplatform.eventbus.site failed (exit {code}, see above); "
@@ -142,9 +164,11 @@ def run(argv: list[str] | None) -> int:
     for index, playbook in enumerate(args.playbook):
         step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
         step_report.unlink(missing_ok=True)
-        code, seconds = run_playbook(playbook, args.extra_vars, step_report)
+        code, seconds, failure = run_playbook(playbook, args.extra_vars, step_report)
         steps = json.loads(step_report.read_text()) if step_report.exists() else {}
         runs.append({"playbook": playbook, "exit": code, "seconds": round(seconds, 1), **steps})
+        if failure:
+            runs[-1]["failure"] = failure
         if code:
             break
     time.sleep(3)
@@ -290,6 +314,8 @@ def print_report(report: dict) -> None:
     for run in report["playbooks"]:
         status = "ok" if run["exit"] == 0 else f"FAILED (exit {run['exit']})"
         print(f"{run['playbook']}: {status} in {run['seconds']}s")
+        if run.get("failure"):
+            print(f"{run['playbook']}: {run['failure'][:1500]}")
         for host, steps in run.get("hosts", {}).items():
             times = ", ".join(f"{s['step']} {s['seconds']}s" for s in steps) or "not run"
             total = sum(s["seconds"] for s in steps)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -72,6 +73,12 @@ def playbook_argv(lab: Lab, *args: str, reason: str = "lab test") -> list[str]:
     """The command line of :func:`playbook` (run it with ``cwd=REPO, env=ansible_env()``)."""
     reason_var = json.dumps({"runbook_reason": reason})
     return [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-e", reason_var, *args]
+
+
+def failure_message(stdout: str) -> str:
+    """The run's last failure message (the runbook's own, which names host and step)."""
+    messages = re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', stdout)
+    return json.loads(f'"{messages[-1]}"') if messages else ""
 
 
 def install_collection() -> subprocess.CompletedProcess[str]:
