@@ -86,6 +86,14 @@ def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, fl
     return code, time.monotonic() - started, failure
 
 
+def logged_for_replay(dc: str) -> set[str]:
+    ids: set[str] = set()
+    for name in lab().eventbus:
+        if lab().host(name).datacenter == dc:
+            ids |= remote.failed_event_ids(lab(), name)
+    return ids
+
+
 def ids_in_kafka(dc: str, topic: str) -> list[str]:
     try:
         return remote.ids_in_kafka(lab(), dc, topic)
@@ -164,9 +172,11 @@ def run(argv: list[str] | None) -> int:
     for index, playbook in enumerate(args.playbook):
         step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
         step_report.unlink(missing_ok=True)
+        started_at = time.time()
         code, seconds, failure = run_playbook(playbook, args.extra_vars, step_report)
         steps = json.loads(step_report.read_text()) if step_report.exists() else {}
-        runs.append({"playbook": playbook, "exit": code, "seconds": round(seconds, 1), **steps})
+        runs.append({"playbook": playbook, "exit": code, "seconds": round(seconds, 1),
+                     "started_at": started_at, "ended_at": time.time(), **steps})  # fmt: skip
         if failure:
             runs[-1]["failure"] = failure
         if code:
@@ -204,6 +214,10 @@ def run(argv: list[str] | None) -> int:
             "lost": sorted(i for i in acked if not in_kafka[i]),
             "duplicated": sorted(i for i in acked if in_kafka[i] > 1),
             "failed_requests": seen["failures"],
+            # the events of its 503 answers that the service logged for replay
+            "refused_logged": sorted(set(seen["refused"]) & logged_for_replay(dc))
+            if seen["refused"]
+            else [],
             "p99_ms": seen.get("p99_ms"),
         }
     args.report.write_text(json.dumps(report, indent=2))

@@ -132,3 +132,20 @@ def release_run_locks(lab: Lab) -> None:
         url = _locks_url(lab, dc, "recursive=true&dir=true")
         with contextlib.suppress(OSError):  # nothing to release
             urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+
+
+FAILED_EVENTS_LOG = "/srv/log/eventbus/failed_events.log"
+
+
+def failed_event_ids(lab: Lab, name: str) -> set[str]:
+    """meta.id of each event in host ``name``'s failed-events log (rotated and replayed
+    copies included), for what the service answered 503."""
+    text = sh(lab, name, f"cat {FAILED_EVENTS_LOG}* 2>/dev/null || true")
+    ids: set[str] = set()
+    for line in text.splitlines():
+        try:
+            event = json.loads(json.loads(line)["event"]["rawEvent"])
+            ids.add(event["meta"]["id"])
+        except (ValueError, KeyError, TypeError):
+            continue  # not an event with an id: not one of the load's
+    return ids
