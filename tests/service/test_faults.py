@@ -75,10 +75,14 @@ def healthy(cluster: KafkaCluster) -> Iterator[KafkaCluster]:
     cluster.ensure_all_running()
 
 
-def launch(cluster: KafkaCluster, tmp: Path, **overrides: object) -> Service:
+def launch(
+    cluster: KafkaCluster, tmp: Path, kafka: dict[str, object] | None = None, **overrides: object
+) -> Service:
+    """A service of its own on the cluster; ``kafka`` adds to (or changes) its kafka settings."""
     port = free_port()
-    kafka = {"bootstrap_servers": cluster.bootstrap_servers.split(","), "produce_timeout": 20}
-    config = service_config(tmp, cluster.bootstrap_servers, port, kafka=kafka, **overrides)
+    settings = {"bootstrap_servers": cluster.bootstrap_servers.split(","), "produce_timeout": 20,
+                **(kafka or {})}  # fmt: skip
+    config = service_config(tmp, cluster.bootstrap_servers, port, kafka=settings, **overrides)
     return start_service(tmp, config, port)
 
 
@@ -153,11 +157,8 @@ def test_a_paused_follower_then_replay_puts_every_event_in_once(
 def test_kafka_down_longer_than_the_topic_trust_window(
     healthy: KafkaCluster, tmp_path: Path
 ) -> None:
-    kafka = {"bootstrap_servers": healthy.bootstrap_servers.split(","), "produce_timeout": 2,
-             "topic_trust_seconds": 1}  # fmt: skip
-    port = free_port()
-    svc = start_service(tmp_path, service_config(tmp_path, "", port, kafka=kafka,
-                                                 request_timeout=4), port)  # fmt: skip
+    svc = launch(healthy, tmp_path, {"produce_timeout": 2, "topic_trust_seconds": 1},
+                 request_timeout=4)  # fmt: skip
     try:
         assert svc.post(make_event()).status == 201
         for node_id in healthy.nodes:
@@ -342,11 +343,8 @@ def test_one_broker_down_the_topic_list_and_the_health_check_hold(
     refresh through kafka-python's admin client failed while a broker restarted (503s for
     0.3 s of traffic) or was stopped (the load balancer saw the host down); the list now comes
     from the producer's own librdkafka client, connected to every broker."""
-    kafka = {"bootstrap_servers": healthy.bootstrap_servers.split(","), "produce_timeout": 10,
-             "topic_trust_seconds": 1}  # fmt: skip
-    port = free_port()
-    svc = start_service(tmp_path, service_config(tmp_path, "", port, kafka=kafka,
-                                                 request_timeout=15), port)  # fmt: skip
+    svc = launch(healthy, tmp_path, {"produce_timeout": 10, "topic_trust_seconds": 1},
+                 request_timeout=15)  # fmt: skip
     try:
         assert svc.post(make_event()).status == 201
         for node_id in list(healthy.nodes):  # whichever broker a client stays on
