@@ -25,12 +25,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
 import confluent_kafka
+from kafka import KafkaAdminClient
+from kafka import errors as kafka_errors
 
 from eventbus.config import ConfigError, KafkaSettings
 
@@ -63,31 +65,39 @@ class UnknownTopicError(Exception):
     """Kafka is reachable and does not have the topic."""
 
 
-class TopicCatalog:
-    """The topics Kafka has, listed through the producer's own librdkafka client: its
-    metadata request goes to whichever broker answers, so one broker down or restarting does
-    not make the listing fail (kafka-python's admin client stayed on the broker it had
-    bootstrapped from: in the lab a broker's restart turned each worker's refresh into 503s
-    and the health check into 'down')."""
+def _client_settings(settings: KafkaSettings) -> dict[str, Any]:
+    return {"bootstrap_servers": settings.bootstrap_servers, **settings.security}
 
-    def __init__(self, settings: KafkaSettings, lister: Callable[[float], Iterable[str]]) -> None:
+
+class TopicCatalog:
+    def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
-        self._lister = lister
         self._topics: frozenset[str] = frozenset()
         self._refreshed_at = 0.0
         self._lock = threading.Lock()
+        self._admin: KafkaAdminClient | None = None
 
     @property
     def age(self) -> float:
         return time.monotonic() - self._refreshed_at
 
     def refresh(self) -> frozenset[str]:
-        """List the topics (blocking); KafkaUnavailableError when no broker answers."""
-        timeout = min(self._settings.produce_timeout, 5.0)
+        """List the topics (blocking); KafkaUnavailableError when Kafka does not answer."""
+        timeout_ms = int(min(self._settings.produce_timeout, 5.0) * 1000)
         with self._lock:
             try:
-                topics = frozenset(self._lister(timeout))
-            except confluent_kafka.KafkaException as err:
+                if self._admin is None:
+                    self._admin = KafkaAdminClient(
+                        **_client_settings(self._settings),
+                        client_id="eventbus-catalog",
+                        request_timeout_ms=timeout_ms,
+                        bootstrap_timeout_ms=timeout_ms,  # not 30 s with Kafka down
+                    )
+                topics = frozenset(self._admin.list_topics())
+            except kafka_errors.KafkaError as err:
+                if self._admin is not None:
+                    self._admin.close()
+                    self._admin = None
                 raise KafkaUnavailableError(f"listing topics failed: {err}") from err
             self._topics, self._refreshed_at = topics, time.monotonic()
             return topics
@@ -100,9 +110,11 @@ class TopicCatalog:
             return False
         return None
 
-    def listed(self, topic: str) -> bool:
-        """Whether the last list Kafka gave, however old, had the topic."""
-        return topic in self._topics
+    def close(self) -> None:
+        with self._lock:
+            if self._admin is not None:
+                self._admin.close()
+                self._admin = None
 
 
 # The service's producer and security settings (named as Kafka's Java client, as aiokafka and
@@ -213,17 +225,14 @@ class _Delivery:
 class EventProducer:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
+        self.catalog = TopicCatalog(settings)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kafka-admin")
         self._producer = new_producer(settings)
-        self.catalog = TopicCatalog(settings, self._list_topics)
         self._closing = threading.Event()
         self._poller = threading.Thread(
             target=self._poll, args=(self._producer,), name="kafka-poller", daemon=True
         )
         self._poller.start()
-
-    def _list_topics(self, timeout: float) -> Iterable[str]:
-        return self._producer.list_topics(timeout=timeout).topics.keys()
 
     def _poll(self, producer: confluent_kafka.Producer) -> None:
         while not self._closing.is_set():
@@ -236,12 +245,7 @@ class EventProducer:
     async def check_topic(self, topic: str) -> None:
         known = self.catalog.known(topic)
         if known is None:
-            try:
-                topics = await self._in_thread(self.catalog.refresh)
-            except KafkaUnavailableError:
-                if self.catalog.listed(topic):
-                    return  # Kafka had it; librdkafka says whether it takes the event
-                raise
+            topics = await self._in_thread(self.catalog.refresh)
             known = topic in topics
         if not known:
             raise UnknownTopicError(topic)
@@ -340,4 +344,5 @@ class EventProducer:
         left = await loop.run_in_executor(None, self._producer.flush, timeout)
         if left:
             log.error("%d record(s) not flushed within %ss", left, timeout)
+        self.catalog.close()
         self._executor.shutdown(wait=False)
