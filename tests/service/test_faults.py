@@ -341,8 +341,8 @@ def test_one_broker_down_the_topic_list_and_the_health_check_hold(
     """With any one broker of three stopped in turn, the topic list is refreshed through the
     brokers left: requests are accepted and the health check stays up. In the lab (CI8) a
     refresh through kafka-python's admin client failed while a broker restarted (503s for
-    0.3 s of traffic) or was stopped (the load balancer saw the host down); the list now comes
-    from the producer's own librdkafka client, connected to every broker."""
+    0.3 s of traffic) or was stopped (the load balancer saw the host down); this clean stop on
+    one machine does not reproduce that, it guards the behaviour."""
     svc = launch(healthy, tmp_path, {"produce_timeout": 10, "topic_trust_seconds": 1},
                  request_timeout=15)  # fmt: skip
     try:
