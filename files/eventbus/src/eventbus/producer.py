@@ -55,6 +55,10 @@ class LibrdkafkaLog:
 
 
 CATALOG_MISS_REFRESH = 5.0  # an unknown topic triggers a refresh at most this often
+CATALOG_RETRY_PAUSE = 0.2  # between two attempts to list the topics
+# /healthz answers from what the service saw in the last seconds (a topic list, a record
+# acknowledged) before it asks Kafka: under load the check costs Kafka nothing.
+HEALTH_FRESH_SECONDS = 2.0
 
 
 class KafkaUnavailableError(Exception):
@@ -82,23 +86,38 @@ class TopicCatalog:
         return time.monotonic() - self._refreshed_at
 
     def refresh(self) -> frozenset[str]:
-        """List the topics (blocking); KafkaUnavailableError when Kafka does not answer."""
-        timeout_ms = int(min(self._settings.produce_timeout, 5.0) * 1000)
+        """List the topics (blocking); KafkaUnavailableError when no broker answers.
+
+        A broker that has just died (SIGKILL, a host gone) fails the first request sent to it:
+        the client then sends the next attempt to another broker (the dead one is in its
+        reconnect backoff), so one broker away never fails the list while others answer. Each
+        attempt gets half the time, so that a broker that holds the connection and answers
+        nothing (hung) leaves time for a second one.
+        """
+        budget = min(self._settings.produce_timeout, 5.0)
+        deadline = time.monotonic() + budget
+        attempt_ms = int(budget * 1000 / 2)
         with self._lock:
-            try:
-                if self._admin is None:
-                    self._admin = KafkaAdminClient(
-                        **_client_settings(self._settings),
-                        client_id="eventbus-catalog",
-                        request_timeout_ms=timeout_ms,
-                        bootstrap_timeout_ms=timeout_ms,  # not 30 s with Kafka down
-                    )
-                topics = frozenset(self._admin.list_topics())
-            except kafka_errors.KafkaError as err:
-                if self._admin is not None:
-                    self._admin.close()
-                    self._admin = None
-                raise KafkaUnavailableError(f"listing topics failed: {err}") from err
+            while True:
+                try:
+                    if self._admin is None:
+                        self._admin = KafkaAdminClient(
+                            **_client_settings(self._settings),
+                            client_id="eventbus-catalog",
+                            request_timeout_ms=attempt_ms,
+                            bootstrap_timeout_ms=attempt_ms,  # not 30 s with Kafka down
+                        )
+                    topics = frozenset(self._admin.list_topics())
+                    break
+                except kafka_errors.KafkaError as err:
+                    if time.monotonic() + CATALOG_RETRY_PAUSE < deadline:
+                        log.info("listing topics failed (%s); trying another broker", err)
+                        time.sleep(CATALOG_RETRY_PAUSE)
+                        continue
+                    if self._admin is not None:
+                        self._admin.close()
+                        self._admin = None
+                    raise KafkaUnavailableError(f"listing topics failed: {err}") from err
             self._topics, self._refreshed_at = topics, time.monotonic()
             return topics
 
@@ -229,6 +248,7 @@ class EventProducer:
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kafka-admin")
         self._producer = new_producer(settings)
         self._closing = threading.Event()
+        self._acknowledged_at = float("-inf")  # the last request with a record acknowledged
         self._poller = threading.Thread(
             target=self._poll, args=(self._producer,), name="kafka-poller", daemon=True
         )
@@ -251,9 +271,12 @@ class EventProducer:
             raise UnknownTopicError(topic)
 
     async def healthy(self) -> bool:
-        """Kafka answered a topic listing in the last 2 s, or answers one now within a few
-        seconds (a health check must answer, whatever Kafka does)."""
-        if self.catalog.age < 2.0:
+        """Kafka listed the topics or acknowledged a record in the last 2 s, or lists the
+        topics now within a few seconds (a health check must answer, whatever Kafka does).
+        Under load the acknowledgements answer it: a broker that dies does not turn the
+        check down while the others take the service's records."""
+        now = time.monotonic()
+        if min(self.catalog.age, now - self._acknowledged_at) < HEALTH_FRESH_SECONDS:
             return True
         try:
             await asyncio.wait_for(
@@ -308,6 +331,8 @@ class EventProducer:
             await asyncio.wait_for(
                 asyncio.shield(delivery.future), max(0.0, deadline - loop.time())
             )
+        if True in results:
+            self._acknowledged_at = time.monotonic()
         return [
             result
             if result is not None
