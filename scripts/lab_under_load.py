@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,11 @@ class LabRunError(Exception):
     """The run could not go on; the message says what to do."""
 
 
-def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, float, str]:
-    """Run it with its output shown and kept beside ``report`` (.log); its exit code, its
-    duration and, when it failed, its last failure message."""
+def run_playbook(
+    playbook: str, extra: list[str], report: Path, watch: Callable[[str], None] | None = None
+) -> tuple[int, float, str]:
+    """Run it with its output shown and kept beside ``report`` (.log), each line also given
+    to ``watch``; its exit code, its duration and, when it failed, its last failure message."""
     args = [*shlex.split(playbook)]
     for item in [*extra, f"runbook_report_file={report}"]:
         args += ["-e", item]
@@ -81,6 +84,8 @@ def run_playbook(playbook: str, extra: list[str], report: Path) -> tuple[int, fl
             sys.stdout.write(line)
             kept.write(line)
             output.append(line)
+            if watch is not None:
+                watch(line)
     code = running.returncode
     failure = playbooks.failure_message("".join(output[-400:])) if code else ""
     return code, time.monotonic() - started, failure
@@ -124,8 +129,9 @@ def run(argv: list[str] | None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="connections per datacenter")
     parser.add_argument(
         "--kill-broker",
-        metavar="HOST:SECONDS",
-        help="SIGKILL HOST's Kafka broker SECONDS into the first playbook (systemd restarts it)",
+        metavar="HOST:SECONDS[@STEP]",
+        help="SIGKILL HOST's Kafka broker SECONDS after the first playbook reaches STEP "
+        "(e.g. restart; default: its start); systemd restarts the broker",
     )
     parser.add_argument("--report", type=Path, default=BUILD / "report.json")
     args = parser.parse_args(argv)
@@ -165,7 +171,7 @@ def run(argv: list[str] | None) -> int:
     say(f"load: {args.rate:.0f} events/s to each of {', '.join(targets.values())}")
     time.sleep(5)
     cpu = CpuMeter()
-    killer = broker_killer(args.kill_broker) if args.kill_broker else None
+    killer = BrokerKiller(args.kill_broker) if args.kill_broker else None
     watcher = AlertWatcher(alertmanagers())
     watcher.start()
     runs = []
@@ -173,7 +179,8 @@ def run(argv: list[str] | None) -> int:
         step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
         step_report.unlink(missing_ok=True)
         started_at = time.time()
-        code, seconds, failure = run_playbook(playbook, args.extra_vars, step_report)
+        watch = killer.watch if killer is not None and index == 0 else None
+        code, seconds, failure = run_playbook(playbook, args.extra_vars, step_report, watch)
         steps = json.loads(step_report.read_text()) if step_report.exists() else {}
         runs.append({"playbook": playbook, "exit": code, "seconds": round(seconds, 1),
                      "started_at": started_at, "ended_at": time.time(), **steps})  # fmt: skip
@@ -302,25 +309,41 @@ def active_silences(urls: list[str]) -> list[dict[str, Any]]:
     return active
 
 
-def broker_killer(spec: str) -> threading.Timer:
-    """SIGKILL a host's Kafka broker after some seconds; systemd starts it again."""
-    host, _sep, seconds = spec.rpartition(":")
+class BrokerKiller:
+    """SIGKILL a host's Kafka broker SECONDS after the first playbook's output shows
+    ``Step: STEP`` (HOST:SECONDS@STEP; the first host of a serial run reaches it first), or
+    SECONDS after that playbook started (HOST:SECONDS); systemd starts the broker again."""
 
-    def kill() -> None:
-        try:
-            # the broker's JVM, not the unit's cgroup: systemd starts it again (on-failure)
-            remote.sh(
-                lab(), host, 'kill -KILL "$(systemctl show --property MainPID --value kafka)"'
-            )
-            KILLED.update(host=host, at=time.time())
-            say(f"SIGKILLed Kafka on {host}")
-        except LabError as err:
-            KILLED.update(host=host, error=str(err))
+    def __init__(self, spec: str) -> None:
+        timing, _at, step = spec.partition("@")
+        self.host, _sep, seconds = timing.rpartition(":")
+        if not self.host:
+            raise LabRunError(f"--kill-broker {spec!r}: write HOST:SECONDS[@STEP]")
+        self.marker = f"Step: {step}]" if step else ""
+        self.timer = threading.Timer(float(seconds), kill_broker, args=(self.host,))
+        self.timer.daemon = True
+        if not self.marker:
+            self.timer.start()
 
-    timer = threading.Timer(float(seconds), kill)
-    timer.daemon = True
-    timer.start()
-    return timer
+    def watch(self, line: str) -> None:
+        """A line of the playbook's output: start the countdown at the step's marker."""
+        if self.marker and self.marker in line and not self.timer.is_alive():
+            KILLED.update(step_seen_at=time.time())
+            self.timer.start()
+            self.marker = ""
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def kill_broker(host: str) -> None:
+    try:
+        # the broker's JVM, not the unit's cgroup: systemd starts it again (on-failure)
+        remote.sh(lab(), host, 'kill -KILL "$(systemctl show --property MainPID --value kafka)"')
+        KILLED.update(host=host, at=time.time())
+        say(f"SIGKILLed Kafka on {host}")
+    except LabError as err:
+        KILLED.update(host=host, error=str(err))
 
 
 def print_report(report: dict) -> None:

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import logging
+import time
 import traceback
 from contextlib import contextmanager
 
@@ -30,6 +31,10 @@ except ImportError:
     KAFKA_IMPORT_ERROR = traceback.format_exc()
 
 MIN_ISR_KEY = "min.insync.replicas"
+# A broker that has just died (SIGKILL, its host gone) fails the request sent to it; the client
+# sends the next attempt to another broker (the dead one is in its reconnect backoff).
+READ_ATTEMPTS = 3
+READ_RETRY_PAUSE = 0.5
 CLIENT_ID = "eventplatform.eventbus"
 
 
@@ -171,17 +176,41 @@ def admin_client(params):
         logger.removeHandler(errors)
 
 
+def _connection_lost(err):
+    """True for the errors of one broker away (another may answer the next attempt)."""
+    return isinstance(
+        err,
+        (
+            kafka_errors.KafkaConnectionError,
+            kafka_errors.NodeNotReadyError,
+            kafka_errors.KafkaTimeoutError,
+            kafka_errors.RequestTimedOutError,
+        ),
+    )
+
+
 def fetch_cluster_metadata(admin, topic_names=None):
     """Everything kafka_topic_describe needs, in one round of requests: brokers and
-    controller, topic/partition metadata, min.insync.replicas of each topic, KRaft quorum."""
-    try:
-        cluster = admin.describe_cluster()
-        raw_topics = admin.describe_topics(topic_names or None)
-        names = [t["name"] for t in raw_topics if t.get("error_code", 0) == 0]
-        min_isr = fetch_min_isr(admin, names)
-        quorum = admin.describe_metadata_quorum()
-    except kafka_errors.KafkaError as err:
-        raise KafkaModuleError("reading Kafka cluster metadata failed: %s" % err) from err
+    controller, topic/partition metadata, min.insync.replicas of each topic, KRaft quorum.
+    A broker lost during the round (it died, or it restarts) is retried through another."""
+    attempt = 1
+    while True:
+        try:
+            cluster = admin.describe_cluster()
+            raw_topics = admin.describe_topics(topic_names or None)
+            names = [t["name"] for t in raw_topics if t.get("error_code", 0) == 0]
+            min_isr = fetch_min_isr(admin, names)
+            quorum = admin.describe_metadata_quorum()
+            break
+        except kafka_errors.KafkaError as err:
+            if attempt < READ_ATTEMPTS and _connection_lost(err):
+                attempt += 1
+                time.sleep(READ_RETRY_PAUSE)
+                continue
+            raise KafkaModuleError(
+                "reading Kafka cluster metadata failed (attempt %d of %d): %s"
+                % (attempt, READ_ATTEMPTS, err)
+            ) from err
     brokers = [int(b["broker_id"]) for b in cluster["brokers"] if not b.get("is_fenced")]
     return dict(
         brokers=brokers,

@@ -59,6 +59,19 @@ def test_describe_a_healthy_topic(kafka_cluster: KafkaCluster, topic: str) -> No
     assert len(broker["leads"]) == 1
 
 
+def test_describe_answers_while_a_broker_has_just_died(
+    kafka_cluster: KafkaCluster, topic: str
+) -> None:
+    """A broker SIGKILLed is still in the cluster's metadata for seconds (until the
+    controller fences it): a read sent to it is refused, and the module tries another broker
+    instead of failing the pre-flight (CI11: 'KafkaConnectionError: 111 ECONNREFUSED')."""
+    kafka_cluster.kill_node(3)
+    for _attempt in range(4):  # each run picks brokers at random: several runs meet node 3
+        result = describe(kafka_cluster, topic)
+        assert result["topics"][topic]["partition_count"] == 3
+    kafka_cluster.start_node(3)
+
+
 def test_stopped_broker_shrinks_isr_flips_safe_to_stop_and_election_restores_leaders(
     kafka_cluster: KafkaCluster, topic: str
 ) -> None:

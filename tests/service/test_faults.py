@@ -375,8 +375,9 @@ def test_one_broker_down_the_topic_list_and_the_health_check_hold(
 def test_a_broker_sigkilled_the_health_check_holds(healthy: KafkaCluster, tmp_path: Path) -> None:
     """Each broker of three SIGKILLed in turn, no traffic (the check lists the topics itself):
     the topic list's client fails over to a broker left, and /healthz answers 200 all along.
-    Before, a list sent to the broker that had just died failed the check (CI9, CI10: an
-    emptied pool in the lab while a broker restarted)."""
+    The lab saw the check fail while a broker restarted (CI9, CI10: an emptied pool); on one
+    machine this passes without the retry too (kafka-python moved on by itself here), so it
+    guards the behaviour; the module's twin (test_kafka_modules) did reproduce its failure."""
     svc = launch(healthy, tmp_path, {"produce_timeout": 10, "topic_trust_seconds": 1})
     try:
         assert svc.post(make_event()).status == 201

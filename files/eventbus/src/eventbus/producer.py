@@ -301,7 +301,12 @@ class EventProducer:
         loop = asyncio.get_running_loop()
         refused: dict[str, Exception] = {}
         for topic in {topic for topic, _value, _key in records}:
+            known = self.catalog.known(topic)
+            if known:  # the common case: no task, no timer
+                continue
             try:
+                if known is False:
+                    raise UnknownTopicError(topic)
                 await asyncio.wait_for(self.check_topic(topic), max(0.0, deadline - loop.time()))
             except UnknownTopicError as err:
                 refused[topic] = err
@@ -327,10 +332,10 @@ class EventProducer:
             else:  # no report will come for it
                 results[index] = error
         delivery.handed_over(handed_over)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.shield(delivery.future), max(0.0, deadline - loop.time())
-            )
+        if not delivery.future.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):  # no task, one timer
+                    await delivery.future
         if True in results:
             self._acknowledged_at = time.monotonic()
         return [
