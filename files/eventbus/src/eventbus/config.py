@@ -71,7 +71,7 @@ class KafkaSettings:
     bootstrap_servers: list[str]
     producer: dict[str, Any] = field(default_factory=dict)
     security: dict[str, Any] = field(default_factory=dict)
-    produce_timeout: float = 10.0
+    produce_timeout: float = 15.0  # longer than a dead broker's failover (9 s + election)
     # the brokers' message.max.bytes (the kafka role keeps Kafka's default)
     message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
     # seconds a topic seen in Kafka's topic list is trusted without asking again
@@ -179,7 +179,7 @@ def _kafka(data: Any) -> KafkaSettings:
     if unknown:
         raise ConfigError(f"config key kafka.{sorted(unknown)[0]}: unknown")
     prefixed = {f"kafka.{key}": value for key, value in data.items()}
-    timeout = _positive(prefixed, "kafka.produce_timeout", 10.0, float)
+    timeout = _positive(prefixed, "kafka.produce_timeout", 15.0, float)
     message_max = _positive(prefixed, "kafka.message_max_bytes", DEFAULT_MESSAGE_MAX_BYTES)
     trust = _positive(prefixed, "kafka.topic_trust_seconds", 300.0, float)
     return KafkaSettings(servers, producer, security, timeout, message_max, trust)
