@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import ClassVar
 
 import confluent_kafka
+import eventbus.producer as producer_module
+import pytest
 from eventbus.config import KafkaSettings
 from eventbus.producer import (
     KafkaUnavailableError,
+    TopicCatalog,
     _Delivery,
     librdkafka_config,
 )
+from kafka import errors as kafka_errors
 
 
 def test_settings_become_librdkafka_names() -> None:
@@ -106,3 +111,58 @@ def test_a_request_with_nothing_handed_over_finishes_at_once() -> None:
         assert delivery.future.done()
 
     asyncio.run(scenario())
+
+
+class FakeAdmin:
+    """kafka-python's admin client as the catalog uses it; ``answers`` is shared by every
+    client made, a list of topic lists or errors, taken in turn."""
+
+    answers: ClassVar[list] = []
+    made = 0
+    closed = 0
+
+    def __init__(self, **_settings: object) -> None:
+        FakeAdmin.made += 1
+
+    def list_topics(self) -> list[str]:
+        answer = FakeAdmin.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def close(self) -> None:
+        FakeAdmin.closed += 1
+
+
+def fake_catalog(monkeypatch: pytest.MonkeyPatch, answers: list) -> TopicCatalog:
+    monkeypatch.setattr(producer_module, "KafkaAdminClient", FakeAdmin)
+    monkeypatch.setattr(producer_module, "CATALOG_RETRY_PAUSE", 0.01)
+    FakeAdmin.answers, FakeAdmin.made, FakeAdmin.closed = list(answers), 0, 0
+    return TopicCatalog(KafkaSettings(["k1:9092", "k2:9092"], topic_trust_seconds=0.0))
+
+
+def test_a_failed_list_is_retried_with_a_fresh_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client left with every broker in its reconnect backoff (CI12) is not asked again:
+    the next attempt bootstraps a new one."""
+    catalog = fake_catalog(
+        monkeypatch, [kafka_errors.NodeNotReadyError("No node_id provided"), ["eqiad.test"]]
+    )
+    assert catalog.refresh() == frozenset({"eqiad.test"})
+    assert (FakeAdmin.made, FakeAdmin.closed) == (2, 1)
+
+
+def test_a_topic_listed_before_is_produced_to_while_kafka_cannot_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = fake_catalog(monkeypatch, [["eqiad.test"]])
+    catalog.refresh()
+    FakeAdmin.answers = [kafka_errors.KafkaConnectionError("refused")] * 1000
+    assert catalog.known("eqiad.test") is None  # stale (trust window 0): ask Kafka first
+    with pytest.raises(KafkaUnavailableError):
+        catalog.refresh()
+    # Kafka was just asked in vain: a topic it listed is produced to (delivered or 503); one
+    # missing from the list it gave seconds ago is unknown (4xx) until the next list
+    assert catalog.known("eqiad.test") is True
+    assert catalog.known("eqiad.other") is False
+    assert catalog.listed_before("eqiad.test")
+    assert not catalog.listed_before("eqiad.other")

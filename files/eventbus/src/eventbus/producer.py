@@ -78,6 +78,7 @@ class TopicCatalog:
         self._settings = settings
         self._topics: frozenset[str] = frozenset()
         self._refreshed_at = 0.0
+        self._failed_at = float("-inf")  # the last refresh that Kafka did not answer
         self._lock = threading.Lock()
         self._admin: KafkaAdminClient | None = None
 
@@ -88,11 +89,11 @@ class TopicCatalog:
     def refresh(self) -> frozenset[str]:
         """List the topics (blocking); KafkaUnavailableError when no broker answers.
 
-        A broker that has just died (SIGKILL, a host gone) fails the first request sent to it:
-        the client then sends the next attempt to another broker (the dead one is in its
-        reconnect backoff), so one broker away never fails the list while others answer. Each
-        attempt gets half the time, so that a broker that holds the connection and answers
-        nothing (hung) leaves time for a second one.
+        A failed attempt closes the client and the next one starts a fresh one: it
+        bootstraps from whichever configured broker answers. A long-lived client stays on
+        the brokers it knew, and after a Kafka roll it held every broker in its reconnect
+        backoff ("NodeNotReadyError: No node_id provided" in the lab, CI12) although one
+        served. Each attempt gets half the time, so a hung broker leaves time for another.
         """
         budget = min(self._settings.produce_timeout, 5.0)
         deadline = time.monotonic() + budget
@@ -110,22 +111,31 @@ class TopicCatalog:
                     topics = frozenset(self._admin.list_topics())
                     break
                 except kafka_errors.KafkaError as err:
-                    if time.monotonic() + CATALOG_RETRY_PAUSE < deadline:
-                        log.info("listing topics failed (%s); trying another broker", err)
-                        time.sleep(CATALOG_RETRY_PAUSE)
-                        continue
                     if self._admin is not None:
                         self._admin.close()
                         self._admin = None
+                    if time.monotonic() + CATALOG_RETRY_PAUSE < deadline:
+                        log.info("listing topics failed (%s); trying again", err)
+                        time.sleep(CATALOG_RETRY_PAUSE)
+                        continue
+                    self._failed_at = time.monotonic()
                     raise KafkaUnavailableError(f"listing topics failed: {err}") from err
             self._topics, self._refreshed_at = topics, time.monotonic()
             return topics
 
+    def listed_before(self, topic: str) -> bool:
+        """The last list that Kafka gave had the topic (however old it is)."""
+        return topic in self._topics
+
     def known(self, topic: str) -> bool | None:
         """True/False from the cached list; None when the list should be refreshed first."""
-        if topic in self._topics and self.age < self._settings.topic_trust_seconds:
-            return True
-        if self._refreshed_at and self.age < CATALOG_MISS_REFRESH:
+        if topic in self._topics:
+            if (
+                self.age < self._settings.topic_trust_seconds
+                or time.monotonic() - self._failed_at < CATALOG_MISS_REFRESH  # asked in vain
+            ):
+                return True
+        elif self._refreshed_at and self.age < CATALOG_MISS_REFRESH:
             return False
         return None
 
@@ -263,9 +273,17 @@ class EventProducer:
         return await loop.run_in_executor(self._executor, fn, *args)
 
     async def check_topic(self, topic: str) -> None:
+        """UnknownTopicError when Kafka does not have the topic. A topic of the last list is
+        still produced to while Kafka cannot list its topics (a broker restarting): the
+        producer then delivers it or answers 503 by itself."""
         known = self.catalog.known(topic)
         if known is None:
-            topics = await self._in_thread(self.catalog.refresh)
+            try:
+                topics = await self._in_thread(self.catalog.refresh)
+            except KafkaUnavailableError:
+                if self.catalog.listed_before(topic):
+                    return
+                raise
             known = topic in topics
         if not known:
             raise UnknownTopicError(topic)

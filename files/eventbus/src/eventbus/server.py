@@ -62,6 +62,28 @@ class BadRequestsInOneLine(logging.Filter):
         return True
 
 
+class KafkaClientInOneLine(logging.Filter):
+    """kafka-python (the topic list's client) logs a broker gone (reset, refused, restarting)
+    at up to ERROR with a traceback. Kafka away is the service's to answer (503, the
+    failed-events log, /healthz), and the runbook's log check reads a traceback in the
+    journal as the service failing: one line, at WARNING at most. On the root's handlers,
+    as kafka-python logs through many child loggers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "kafka" and not record.name.startswith("kafka."):
+            return True
+        if record.exc_info or record.stack_info:
+            message = record.getMessage()
+            error = record.exc_info[1] if record.exc_info else None
+            record.msg, record.args = ("%s (%r)", (message, error)) if error else ("%s", (message,))
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = None
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class ConnectionCap:
     """The protocol factory of a worker's server, with at most ``limit`` connections: one
     more is answered 503 and closed at once (the load balancer tries another host)."""
@@ -297,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s (%(processName)s %(process)d) %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.server").addFilter(BadRequestsInOneLine())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(KafkaClientInOneLine())
     try:
         config = config_module.load(args.config)
         check_settings(config.kafka)
