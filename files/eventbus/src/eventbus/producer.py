@@ -272,20 +272,18 @@ class EventProducer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
-    async def check_topic(self, topic: str) -> None:
-        """UnknownTopicError when Kafka does not have the topic. A topic of the last list is
-        still produced to while Kafka cannot list its topics (a broker restarting): the
+    async def _check_unlisted_topic(self, topic: str) -> None:
+        """For a topic the topic list cannot answer for (too old, or not on it): list Kafka's
+        topics again, UnknownTopicError when Kafka does not have it. A topic of the last list
+        is still produced to while Kafka cannot list its topics (a broker restarting): the
         producer then delivers it or answers 503 by itself."""
-        known = self.catalog.known(topic)
-        if known is None:
-            try:
-                topics = await self._in_thread(self.catalog.refresh)
-            except KafkaUnavailableError:
-                if self.catalog.listed_before(topic):
-                    return
-                raise
-            known = topic in topics
-        if not known:
+        try:
+            topics = await self._in_thread(self.catalog.refresh)
+        except KafkaUnavailableError:
+            if self.catalog.listed_before(topic):
+                return
+            raise
+        if topic not in topics:
             raise UnknownTopicError(topic)
 
     async def healthy(self) -> bool:
@@ -325,7 +323,9 @@ class EventProducer:
             try:
                 if known is False:
                     raise UnknownTopicError(topic)
-                await asyncio.wait_for(self.check_topic(topic), max(0.0, deadline - loop.time()))
+                await asyncio.wait_for(
+                    self._check_unlisted_topic(topic), max(0.0, deadline - loop.time())
+                )
             except UnknownTopicError as err:
                 refused[topic] = err
             except (KafkaUnavailableError, TimeoutError) as err:
