@@ -207,7 +207,9 @@ def measure(
     )
 
 
-def direct_confluent(bootstrap: str, value: bytes, count: int) -> float:
+def direct_confluent(
+    bootstrap: str, value: bytes, count: int, topic: str = TOPICS["eventbus"]
+) -> float:
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
@@ -216,7 +218,7 @@ def direct_confluent(bootstrap: str, value: bytes, count: int) -> float:
         for _i in range(n):
             while True:
                 try:
-                    producer.produce(TOPICS["eventbus"], value)
+                    producer.produce(topic, value)
                     break
                 except BufferError:
                     producer.poll(0.01)
@@ -344,6 +346,12 @@ def main() -> None:
                 "eventbus": lambda w: start_eventbus(tmp, cluster.bootstrap_servers, w),
                 "eventgate": lambda w: start_eventgate(tmp, cluster.bootstrap_servers, w, schemas),
             }
+            # The brokers' JVMs compile their hot paths in the first seconds of load: warm
+            # them on both topics first, or whichever server goes first measures that.
+            progress("warming the brokers up (300,000 records to each topic)")
+            warm = json.dumps(make_event(test="b")).encode()
+            for topic in TOPICS.values():
+                direct_confluent(cluster.bootstrap_servers, warm, 300_000, topic)
             for round_no in range(1, args.rounds + 1):
                 order = servers if round_no % 2 else list(reversed(servers))
                 for workers in args.workers:
