@@ -2,11 +2,9 @@
 
 librdkafka does the batching, the network and the retries in C threads: handing it a record
 costs the worker a few microseconds where aiokafka spent tens of them in Python (measured side
-by side in benchmarks/side_by_side.py, docs/benchmarks.md). Its delivery reports are served on
-the event loop itself, every millisecond while records are in flight: a request's reports
-are counted there and the request is woken once, when the last of its records is acknowledged
-or failed. (A poller thread, as before, waited for the GIL behind the busy loop and handed each
-report over through the loop's self-pipe: p99 latency 15-90% higher, measured side by side.)
+by side in benchmarks/side_by_side.py, docs/benchmarks.md). Its delivery reports arrive on one
+poller thread; a request's reports are counted there and the request is woken once, when the
+last of its records is acknowledged or failed.
 
 librdkafka gives up on a record after ``message.timeout.ms`` (the configured produce timeout,
 as is ``request.timeout.ms``), and the request waits a little longer: when a request answers
@@ -171,12 +169,6 @@ LIBRDKAFKA_NAMES = {
 # 1 ms for others to share its request (librdkafka's 5 ms would add up to 5 ms to every answer).
 PRODUCER_DEFAULTS = {"linger_ms": 1}
 QUEUE_FULL_BACKOFF = 0.005
-# How often the loop serves librdkafka's delivery reports while records are in flight, and
-# otherwise (its log lines). uvloop's timers count whole milliseconds: a shorter interval
-# becomes 0, a loop that spins at 100% CPU while anything is in flight. Serving the reports
-# that are in at the start of every request as well did not measure better (side by side).
-DELIVERY_POLL_INTERVAL = 0.001
-IDLE_POLL_INTERVAL = 0.05
 
 
 def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
@@ -223,32 +215,33 @@ def check_settings(settings: KafkaSettings) -> None:
 
 
 class _Delivery:
-    """The delivery reports of one request's records. librdkafka calls ``delivered`` from
-    ``poll()`` on the event loop, which counts ``acked``; the request sets ``expected`` once
-    every record is handed over. Whichever of the two sees the count complete wakes the
-    request (both may: waking is idempotent), so neither early acknowledgements nor a last one
-    reported during the hand-over (``_when_room`` polls) can finish it early or leave it
-    asleep."""
+    """The delivery reports of one request's records. librdkafka calls ``delivered`` on the
+    poller thread only, which alone counts ``acked``; the request sets ``expected`` once every
+    record is handed over. Whichever of the two sees the count complete wakes the request
+    (both may: waking is idempotent), so neither early acknowledgements nor a last one racing
+    the hand-over can finish it early or leave it asleep."""
 
-    __slots__ = ("acked", "expected", "future", "results")
+    __slots__ = ("acked", "expected", "future", "loop", "results")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
         self.results: list[Any] = [None] * size
         self.acked = 0
         self.expected = -1
 
     def delivered(self, index: int, error: Any, _message: Any) -> None:
-        """librdkafka's report for record ``index`` (the loop's thread)."""
+        """librdkafka's report for record ``index`` (poller thread)."""
         self.results[index] = (
             KafkaUnavailableError(f"Kafka did not acknowledge: {error}") if error else True
         )
         self.acked += 1
         if self.acked == self.expected:
-            self._wake()
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                self.loop.call_soon_threadsafe(self._wake)
 
     def handed_over(self, count: int) -> None:
-        """``count`` records are with librdkafka (once)."""
+        """``count`` records are with librdkafka (the loop's thread, once)."""
         self.expected = count
         if self.acked == count:
             self._wake()
@@ -264,26 +257,16 @@ class EventProducer:
         self.catalog = TopicCatalog(settings)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kafka-admin")
         self._producer = new_producer(settings)
+        self._closing = threading.Event()
         self._acknowledged_at = float("-inf")  # the last request with a record acknowledged
-        self._loop = asyncio.get_running_loop()
-        self._polling_fast = False
-        self._poll_timer = self._loop.call_later(IDLE_POLL_INTERVAL, self._poll)
-
-    def _poll(self) -> None:
-        """Serve librdkafka's reports on the loop: every DELIVERY_POLL_INTERVAL while records
-        are in flight, every IDLE_POLL_INTERVAL otherwise."""
-        self._producer.poll(0)
-        self._polling_fast = len(self._producer) > 0
-        self._poll_timer = self._loop.call_later(
-            DELIVERY_POLL_INTERVAL if self._polling_fast else IDLE_POLL_INTERVAL, self._poll
+        self._poller = threading.Thread(
+            target=self._poll, args=(self._producer,), name="kafka-poller", daemon=True
         )
+        self._poller.start()
 
-    def _poll_soon(self) -> None:
-        """Records were handed over: their reports are served within DELIVERY_POLL_INTERVAL."""
-        if not self._polling_fast:
-            self._poll_timer.cancel()
-            self._polling_fast = True
-            self._poll_timer = self._loop.call_later(DELIVERY_POLL_INTERVAL, self._poll)
+    def _poll(self, producer: confluent_kafka.Producer) -> None:
+        while not self._closing.is_set():
+            producer.poll(0.1)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -367,8 +350,6 @@ class EventProducer:
             else:  # no report will come for it
                 results[index] = error
         delivery.handed_over(handed_over)
-        if handed_over:
-            self._poll_soon()
         if not delivery.future.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):  # no task, one timer
@@ -392,7 +373,6 @@ class EventProducer:
     ) -> Exception | None:
         """Queue a record once librdkafka's queue has room; None once queued, else why not."""
         loop = asyncio.get_running_loop()
-        self._poll_soon()  # the queue makes room as the reports in it are served
         while loop.time() + QUEUE_FULL_BACKOFF < deadline:
             await asyncio.sleep(QUEUE_FULL_BACKOFF)
             try:
@@ -405,13 +385,11 @@ class EventProducer:
         return KafkaUnavailableError("the producer's queue stayed full until the deadline")
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Wait up to ``timeout`` for what is in flight (its reports served on the loop as
-        usual), then close."""
-        deadline = self._loop.time() + timeout
-        while len(self._producer) and self._loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        self._poll_timer.cancel()
-        left = self._producer.flush(0)
+        """Flush what is in flight, then close."""
+        loop = asyncio.get_running_loop()
+        self._closing.set()
+        await loop.run_in_executor(None, self._poller.join)
+        left = await loop.run_in_executor(None, self._producer.flush, timeout)
         if left:
             log.error("%d record(s) not flushed within %ss", left, timeout)
         self.catalog.close()

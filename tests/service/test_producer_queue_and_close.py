@@ -1,17 +1,15 @@
-"""The producer against real Kafka, its delivery reports served on the event loop: a request
-whose records do not fit librdkafka's queue at once still has every record acknowledged (the
-queue makes room only as the loop serves reports), and closing waits for what is in flight."""
+"""The producer against real Kafka: a request whose records do not fit librdkafka's queue at
+once still has every record acknowledged (the queue makes room only as delivery reports are
+served), and closing waits for what is in flight."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import eventbus.producer as producer_module
 import pytest
-import uvloop
 from eventbus.config import KafkaSettings
 from eventbus.producer import EventProducer
 
@@ -76,47 +74,3 @@ def test_close_waits_for_the_records_in_flight(
     results = asyncio.run(scenario())
     assert results == [True] * (len(batch) - 1)
     wait_for_ids(kafka_cluster, TOPIC, ids)
-
-
-class CountingProducer:
-    """librdkafka's producer, counting how often the loop polls it."""
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-        self.polls = 0
-
-    def poll(self, timeout: float) -> int:
-        self.polls += 1
-        return self.real.poll(timeout)
-
-    def __len__(self) -> int:
-        return len(self.real)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
-def test_the_loop_does_not_spin_while_records_are_in_flight(
-    kafka_cluster: KafkaCluster, eventbus_topics: list[str]
-) -> None:
-    """Under uvloop, as in the service: while records wait for Kafka the loop polls about
-    once a millisecond (uvloop's timers count whole milliseconds; a shorter interval would
-    poll thousands of times a millisecond, a core spent waiting)."""
-    batch, _ids = records(20)
-
-    async def scenario() -> tuple[int, float]:
-        producer = EventProducer(KafkaSettings(kafka_cluster.bootstrap_servers.split(",")))
-        loop = asyncio.get_running_loop()
-        try:
-            assert await producer.produce_many(batch[:1], loop.time() + 30) == [True]
-            counting = producer._producer = CountingProducer(producer._producer)
-            started = time.monotonic()
-            for start in range(1, len(batch), 2):
-                results = await producer.produce_many(batch[start : start + 2], loop.time() + 30)
-                assert results == [True] * len(results)
-            return counting.polls, time.monotonic() - started
-        finally:
-            await producer.close(timeout=10)
-
-    polls, elapsed = uvloop.run(scenario())
-    assert polls <= elapsed * 1000 * 2 + 20, f"{polls} polls in {elapsed * 1000:.0f} ms"
