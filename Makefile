@@ -68,9 +68,16 @@ integration: venv kafka-bundle
 build: venv
 	mkdir -p build && $(BIN)/ansible-galaxy collection build --force --output-path build .
 
-test: ruff ansible-lint changelog-lint sanity
-	$(BIN)/pytest tests
-	$(MAKE) molecule
+# Each phase is timed (scripts/ci_timing.py: build/ci/phases.tsv) and the table printed at the
+# end: phase, seconds, the machine's CPU meanwhile, the slowest tests, the lab's proof and cases.
+TIMED := python3 scripts/ci_timing.py run
+test: venv kafka-bundle
+	@$(TIMED) lint $(if $(CI_TIMING_KEEP),,--first) -- \
+	  $(MAKE) --no-print-directory ruff ansible-lint changelog-lint
+	@$(TIMED) sanity -- $(MAKE) --no-print-directory sanity
+	@$(TIMED) pytest -- $(BIN)/pytest tests --junitxml=build/ci/pytest.xml
+	@$(TIMED) molecule --molecule -- $(MAKE) --no-print-directory molecule
+	@python3 scripts/ci_timing.py report
 
 # The lab's scenarios (extensions/molecule): under_load holds the default scenario's steps
 # (converge, idempotence, check, its checks) and the proof under load, on one convergence of
@@ -81,11 +88,11 @@ molecule: prerequisites venv kafka-bundle
 # The main job: bring the lab up, converge it, rolling-restart all four hosts while clients
 # post events to both datacenters, and print the report.
 lab-restart: prerequisites venv kafka-bundle
-	$(BIN)/python scripts/lab_under_load.py --up --converge --playbook eventplatform.eventbus.rolling_restart
+	$(BIN)/python scripts/lab.py proof --up --converge --playbook eventplatform.eventbus.rolling_restart
 
 # The fault matrix of the rolling playbooks on the lab (docs/faults.md); the lab converged.
 lab-faults: venv
-	$(BIN)/python scripts/lab_faults.py --markdown docs/faults.md
+	$(BIN)/python scripts/lab.py faults --markdown docs/faults.md
 
 lab-up: prerequisites venv
 	$(BIN)/python scripts/lab.py up

@@ -1,6 +1,8 @@
-"""The local lab: ``lab.py up | status | down`` (see eventbus_lab.cli, in lab/)."""
+"""The local lab: ``lab.py up | status | down | proof | cases | faults`` (eventbus_lab.cli)."""
+
+import sys
 
 from eventbus_lab.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,14 @@
-"""``lab.py up | status | down``: the local lab of inventories/lab on this machine.
+"""``lab.py up | status | down | proof | cases | faults``: the local lab of inventories/lab.
 
     lab.py up        build (once) and boot every host of inventories/lab; idempotent
     lab.py status    each host: running, reachable over ssh, boot id
     lab.py down      power the hosts off and remove the lab network (--purge: their disks too)
+    lab.py proof     playbooks run while clients post events, then counted (eventbus_lab.proof)
+    lab.py cases     the failure and operator cases after the proof (eventbus_lab.cases)
+    lab.py faults    the fault matrix of docs/faults.md (eventbus_lab.faults)
+
+What runs on the lab lives here, beside the model it drives: a new case of CI's lab run goes
+into ``cases.py`` (molecule under_load runs ``proof`` then ``cases``; verify reads both).
 
 Each host is a systemd-nspawn container booted with real systemd and sshd, in a network
 namespace of its own, joined by a veth pair to a bridge on this machine. Hosts have no
@@ -13,6 +19,7 @@ Needs root, systemd-nspawn and debootstrap (sudo make prerequisites installs the
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -76,13 +83,27 @@ def teardown(lab: Lab, purge: bool) -> None:
     progress("lab down" + (" and host disks removed" if purge else ""))
 
 
-def main(argv: list[str] | None = None) -> None:
+# what runs on the lab: each module's own main() parses the rest of the command line
+RUNNERS = {
+    "proof": "eventbus_lab.proof",
+    "cases": "eventbus_lab.cases",
+    "faults": "eventbus_lab.faults",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in RUNNERS:
+        runner = importlib.import_module(RUNNERS[argv[0]])
+        return int(runner.main(argv[1:]))
     parser = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="build and boot the lab (idempotent)")
     sub.add_parser("status", help="show each host")
     down_parser = sub.add_parser("down", help="power off and remove the lab network")
     down_parser.add_argument("--purge", action="store_true", help="also remove the hosts' disks")
+    for name, module in RUNNERS.items():
+        sub.add_parser(name, help=f"see {module} (lab.py {name} --help)", add_help=False)
     args = parser.parse_args(argv)
     try:
         lab = load()
@@ -98,3 +119,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("lab: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    return 0

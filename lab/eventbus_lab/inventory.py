@@ -1,7 +1,7 @@
 """The one model of the lab: inventories/lab, read once.
 
 Everything that needs to know the lab - bringing it up (``lab.py``), running playbooks under
-load (``lab_under_load.py``), the molecule scenarios' checks and ``tests/lab`` - asks this
+load (``eventbus_lab.proof``), the molecule scenarios' checks and ``tests/lab`` - asks this
 model, never the inventory files directly.
 """
 

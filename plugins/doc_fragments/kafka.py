@@ -55,7 +55,8 @@ options:
     type: str
   request_timeout:
     description:
-      - Seconds to wait for each answer from Kafka.
+      - Seconds to wait for each answer from Kafka, and for a first broker to answer at all
+        (an unreachable cluster, or refused credentials, fail after this long).
     type: float
     default: 10.0
 requirements:

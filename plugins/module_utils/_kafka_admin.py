@@ -103,6 +103,14 @@ def client_config(params):
         security_protocol=params["security_protocol"],
         request_timeout_ms=int(params["request_timeout"] * 1000),
     )
+    if HAS_KAFKA and "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:
+        # kafka-python waits 30 s for a first broker whatever request_timeout says, its
+        # reconnect backoff growing to 30 s between attempts: an unreachable cluster, or
+        # refused credentials, failed a module after 30-40 s. Both now end with request_timeout.
+        config.update(
+            bootstrap_timeout_ms=int(params["request_timeout"] * 1000),
+            reconnect_backoff_max_ms=1000,
+        )
     if "SSL" in params["security_protocol"]:
         config.update(
             ssl_cafile=params.get("ssl_cafile"),

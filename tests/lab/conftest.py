@@ -20,10 +20,14 @@ MODEL = inventory.load()  # the one model of the lab (lab/eventbus_lab)
 INVENTORY = str(MODEL.inventory)
 BIN = Path(sys.executable).parent
 
-needs_lab = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("systemd-nspawn") is None,
-    reason="the lab needs root and systemd-nspawn (bash .ci/run installs it)",
-)
+needs_lab = [
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("systemd-nspawn") is None,
+        reason="the lab needs root and systemd-nspawn (bash .ci/run installs it)",
+    ),
+    # one lab on this machine: its tests run in one pytest-xdist worker, one after the other
+    pytest.mark.xdist_group("lab"),
+]
 
 
 def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -69,10 +73,14 @@ def playbook(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def running_lab() -> Iterator[None]:
+    """The lab, up; powered off afterwards only if these tests brought it up (a lab that was
+    already running - a developer's, or molecule's - is left as it was)."""
+    was_up = lab("status").returncode == 0
     result = lab("up")
     try:
         assert result.returncode == 0, result.stdout + result.stderr
         yield
     finally:
-        down = lab("down")
-        assert down.returncode == 0, down.stdout + down.stderr
+        if not was_up:
+            down = lab("down")
+            assert down.returncode == 0, down.stdout + down.stderr

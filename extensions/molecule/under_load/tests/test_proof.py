@@ -87,7 +87,10 @@ def test_the_four_playbooks_ran_and_exited_0(proof: dict) -> None:
 def test_no_request_failed_and_every_acknowledged_event_is_in_kafka(proof: dict, dc: str) -> None:
     counts = proof["datacenters"][dc]
     assert counts["failed_requests"] == []
-    assert counts["acknowledged"] == counts["sent"] > 20_000  # 200/s for minutes
+    # the load held its rate from before the first playbook started to after the last ended
+    runs = proof["playbooks"]
+    span = max(run["ended_at"] for run in runs) - min(run["started_at"] for run in runs)
+    assert counts["acknowledged"] == counts["sent"] >= 0.9 * proof["rate"] * span > 10_000
     assert counts["lost"] == []
     assert counts["found_in_kafka"] == counts["acknowledged"]
     # a producer's retry after a broker's death can duplicate an event (idempotence is off,
@@ -102,7 +105,7 @@ def test_a_kafka_broker_was_sigkilled_during_the_run(proof: dict) -> None:
     # killed 2 s after the run reached its first restart (kafka1001 depooled), not at a time
     # that depends on how long the pre-flight took
     assert proof["killed_broker"]["at"] >= proof["killed_broker"]["step_seen_at"] + 2
-    assert proof["rate"] == 200
+    assert proof["rate"] >= 50
 
 
 def test_the_rebooted_hosts_have_a_new_boot(cases: dict) -> None:

@@ -2,7 +2,7 @@
 side effect); each changes the lab, runs a playbook, records what it saw, and puts the lab
 back. The scenario's verify step only reads what was recorded (build/lab/cases.json).
 
-    lab_cases.py [--output build/lab/cases.json] [--version-file build/lab/proof-version]
+    lab.py cases [--output build/lab/cases.json] [--version-file build/lab/proof-version]
 
 Cases (after_proof first: the lab as the proof under load left it):
   after_proof      each host's version, release links, pool state; the rebooted hosts' boots
@@ -32,6 +32,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -206,7 +207,7 @@ def canary(lab: Lab) -> dict[str, Any]:
     }
     port = lab.settings["eventbus_port"]
     load = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "loadgen.py"), "--rate", "50", "--clients", "4",
+        [sys.executable, "-m", "eventbus_lab.loadgen", "--rate", "50", "--clients", "4",
          *(f"--target={dc}={lab.service_address(dc)}:{port}" for dc in lab.datacenters),
          f"--output={BUILD / 'canary-load.json'}"],
     )  # fmt: skip
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         lab = load()
         version = args.version_file.read_text().strip()
     except (LabError, OSError) as err:
-        print(f"lab_cases: {err}", file=sys.stderr)
+        print(f"lab cases: {err}", file=sys.stderr)
         return 2
     cases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("after_proof", lambda: after_proof(lab)),
@@ -276,11 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     seen: dict[str, Any] = {}
     for name, case in cases:
         say(f"case {name}")
+        started = time.monotonic()
         try:
             seen[name] = case()
         except Exception as err:  # noqa: BLE001 - recorded; verify says which case broke
             seen[name] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
             say(f"case {name} could not complete: {err}")
+        seen[name]["seconds"] = round(time.monotonic() - started, 1)
         args.output.write_text(json.dumps(seen, indent=2))
     return 0
 

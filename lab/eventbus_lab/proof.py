@@ -1,13 +1,13 @@
 """Run playbooks on the lab while clients post events to both datacenters, then count.
 
-    lab_under_load.py [--up] [--converge] --playbook eventplatform.eventbus.rolling_restart
+    lab.py proof [--up] [--converge] --playbook eventplatform.eventbus.rolling_restart
         [-e k=v]... [--playbook "eventplatform.eventbus.reboot -l kafka1001.eqiad.wmnet"]...
 
 0. Build the collection's tarball and install it (scripts/install_collection.py): the
    playbooks run from that installed copy, by FQCN, as a user of the collection runs them.
-1. ``--up``: bring the lab up (scripts/lab.py up; a no-op when it is up), ``--converge``:
+1. ``--up``: bring the lab up (lab.py up; a no-op when it is up), ``--converge``:
    converge it with eventplatform.eventbus.site.
-2. Start the load generator (scripts/loadgen.py) against every service address of the lab
+2. Start the load generator (eventbus_lab.loadgen) against every service address of the lab
    inventory and let it warm up.
 3. Run each --playbook in turn (a playbook path, then any ansible-playbook arguments of its
    own; -e extra vars go to all), each writing its per-host step times; stop at a failure.
@@ -38,12 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eventbus_lab import playbooks, remote
+from eventbus_lab import cli, playbooks, remote
 from eventbus_lab._run import progress as say
-from eventbus_lab.inventory import Lab, LabError, load
+from eventbus_lab.inventory import REPO, Lab, LabError, load
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 BUILD = REPO / "build" / "lab"
 
 
@@ -58,10 +56,15 @@ class LabRunError(Exception):
 
 
 def run_playbook(
-    playbook: str, extra: list[str], report: Path, watch: Callable[[str], None] | None = None
+    playbook: str,
+    extra: list[str],
+    report: Path,
+    watch: Callable[[str], None] | None = None,
+    prefix: str = "",
 ) -> tuple[int, float, str]:
-    """Run it with its output shown and kept beside ``report`` (.log), each line also given
-    to ``watch``; its exit code, its duration and, when it failed, its last failure message."""
+    """Run it with its output shown (each line after ``prefix``) and kept beside ``report``
+    (.log), each line also given to ``watch``; its exit code, its duration and, when it
+    failed, its last failure message."""
     args = [*shlex.split(playbook)]
     for item in [*extra, f"runbook_report_file={report}"]:
         args += ["-e", item]
@@ -81,7 +84,7 @@ def run_playbook(
     ):
         assert running.stdout is not None
         for line in running.stdout:
-            sys.stdout.write(line)
+            sys.stdout.write(prefix + line)
             kept.write(line)
             output.append(line)
             if watch is not None:
@@ -89,6 +92,86 @@ def run_playbook(
     code = running.returncode
     failure = playbooks.failure_message("".join(output[-400:])) if code else ""
     return code, time.monotonic() - started, failure
+
+
+def run_recorded(
+    playbook: str,
+    extra: list[str],
+    step_report: Path,
+    watch: Callable[[str], None] | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """:func:`run_playbook`, and what it recorded (its runbook report): one entry of the
+    proof's ``playbooks``."""
+    step_report.unlink(missing_ok=True)
+    started_at = time.time()
+    code, seconds, failure = run_playbook(playbook, extra, step_report, watch, prefix)
+    steps = json.loads(step_report.read_text()) if step_report.exists() else {}
+    run = {"playbook": playbook, "exit": code, "seconds": round(seconds, 1),
+           "started_at": started_at, "ended_at": time.time(), **steps}  # fmt: skip
+    if failure:
+        run["failure"] = failure
+    return run
+
+
+def limited_to(playbook: str, dc: str) -> str | None:
+    """The playbook's command line limited to datacenter ``dc``: its own ``-l`` narrowed
+    (``-l A,B`` becomes ``-l A,B,&dc``), or ``-l dc``; None when its ``-l`` names lab hosts
+    and none of them is in ``dc``."""
+    args = shlex.split(playbook)
+    for flag in ("-l", "--limit"):
+        if flag in args[:-1]:
+            at = args.index(flag) + 1
+            names = args[at].split(",")
+            hosts = [lab().by_name.get(name) for name in names]
+            if all(hosts) and not any(h.datacenter == dc for h in hosts if h is not None):
+                return None
+            args[at] = f"{args[at]},&{dc}"  # commas only: "a,b:&dc" would read as a,(b:&dc)
+            return shlex.join(args)
+    return shlex.join([*args, "-l", dc])
+
+
+def run_per_datacenter(
+    playbook: str,
+    extra: list[str],
+    step_report: Path,
+    killer: BrokerKiller | None,
+    watch: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """The playbook once per datacenter, side by side (``-l <dc>``); one entry of the proof's
+    ``playbooks`` with every host's steps, exit 0 only if each run exited 0, and each run's
+    own record under ``runs``. The broker killer watches the run of its host's datacenter."""
+    limited = {dc: limited_to(playbook, dc) for dc in lab().datacenters}
+    results: dict[str, dict[str, Any]] = {}
+
+    def one(dc: str, command: str) -> None:
+        own_watch = watch if killer is not None and killer.datacenter == dc else None
+        report = step_report.with_name(f"{step_report.stem}-{dc}.json")
+        results[dc] = run_recorded(command, extra, report, own_watch, prefix=f"[{dc}] ")
+
+    threads = [
+        threading.Thread(target=one, args=(dc, command), daemon=True)
+        for dc, command in limited.items()
+        if command is not None
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    merged: dict[str, Any] = {
+        "playbook": playbook,
+        "exit": next((r["exit"] for r in results.values() if r["exit"]), 0),
+        "started_at": min(r["started_at"] for r in results.values()),
+        "ended_at": max(r["ended_at"] for r in results.values()),
+        "runs": results,
+    }
+    merged["seconds"] = round(merged["ended_at"] - merged["started_at"], 1)
+    for key in ("hosts", "counters", "silences"):
+        merged[key] = {k: v for r in results.values() for k, v in r.get(key, {}).items()}
+    failures = [f"{dc}: {r['failure']}" for dc, r in results.items() if r.get("failure")]
+    if failures:
+        merged["failure"] = "\n".join(failures)
+    return merged
 
 
 def logged_for_replay(dc: str) -> set[str]:
@@ -110,10 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except (LabRunError, LabError) as err:
-        print(f"lab_under_load: {err}", file=sys.stderr)
+        print(f"lab proof: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lab_under_load: interrupted", file=sys.stderr)
+        print("lab proof: interrupted", file=sys.stderr)
         return 130
 
 
@@ -133,6 +216,12 @@ def run(argv: list[str] | None) -> int:
         help="SIGKILL HOST's Kafka broker SECONDS after the first playbook reaches STEP "
         "(e.g. restart; default: its start); systemd restarts the broker",
     )
+    parser.add_argument(
+        "--per-datacenter",
+        action="store_true",
+        help="run each playbook once per datacenter (-l <dc>), the runs side by side, as two "
+        "operators would: each takes its own pool's or Kafka cluster's lock",
+    )
     parser.add_argument("--report", type=Path, default=BUILD / "report.json")
     args = parser.parse_args(argv)
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -141,9 +230,7 @@ def run(argv: list[str] | None) -> int:
         raise LabRunError("the collection could not be built and installed (see above)")
     say(f"collection installed from its tarball into {playbooks.COLLECTIONS}")
     if args.up:
-        up = subprocess.run([sys.executable, str(REPO / "scripts" / "lab.py"), "up"], check=False)
-        if up.returncode:
-            raise LabRunError("the lab did not come up (see the line above); nothing was run")
+        cli.up(lab())
     if args.converge:
         code, seconds, _failure = run_playbook(
             "eventplatform.eventbus.site", [], BUILD / "site.json"
@@ -161,7 +248,8 @@ def run(argv: list[str] | None) -> int:
     load = subprocess.Popen(
         [
             sys.executable,
-            str(REPO / "scripts" / "loadgen.py"),
+            "-m",
+            "eventbus_lab.loadgen",
             *(f"--target={dc}={address}" for dc, address in targets.items()),
             f"--rate={args.rate}",
             f"--clients={args.clients}",
@@ -177,16 +265,12 @@ def run(argv: list[str] | None) -> int:
     runs = []
     for index, playbook in enumerate(args.playbook):
         step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
-        step_report.unlink(missing_ok=True)
-        started_at = time.time()
         watch = killer.watch if killer is not None and index == 0 else None
-        code, seconds, failure = run_playbook(playbook, args.extra_vars, step_report, watch)
-        steps = json.loads(step_report.read_text()) if step_report.exists() else {}
-        runs.append({"playbook": playbook, "exit": code, "seconds": round(seconds, 1),
-                     "started_at": started_at, "ended_at": time.time(), **steps})  # fmt: skip
-        if failure:
-            runs[-1]["failure"] = failure
-        if code:
+        if args.per_datacenter:
+            runs.append(run_per_datacenter(playbook, args.extra_vars, step_report, killer, watch))
+        else:
+            runs.append(run_recorded(playbook, args.extra_vars, step_report, watch))
+        if runs[-1]["exit"]:
             break
     time.sleep(3)
     load.send_signal(signal.SIGTERM)
@@ -319,6 +403,7 @@ class BrokerKiller:
         self.host, _sep, seconds = timing.rpartition(":")
         if not self.host:
             raise LabRunError(f"--kill-broker {spec!r}: write HOST:SECONDS[@STEP]")
+        self.datacenter = lab().host(self.host).datacenter
         self.marker = f"Step: {step}]" if step else ""
         self.timer = threading.Timer(float(seconds), kill_broker, args=(self.host,))
         self.timer.daemon = True

@@ -4,7 +4,7 @@ or a stop whose message names the host and the step, with nothing left out of it
 silently.
 
     sudo make lab-faults          (the lab up and converged: make lab-restart first)
-    lab_faults.py [--only NAME ...] [--output build/lab/faults.json] [--markdown docs/faults.md]
+    lab.py faults [--only NAME ...] [--output build/lab/faults.json] [--markdown docs/faults.md]
 
 Writes the matrix (scenario, expected, seen) as JSON and as the table of docs/faults.md.
 Exits 1 when a scenario did not behave as expected.
@@ -72,7 +72,7 @@ def background_load(lab: Lab, rate: float) -> Iterator[None]:
     port = lab.settings["eventbus_port"]
     targets = [f"--target={dc}={lab.service_address(dc)}:{port}" for dc in lab.datacenters]
     load = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "loadgen.py"), *targets, f"--rate={rate}",
+        [sys.executable, "-m", "eventbus_lab.loadgen", *targets, f"--rate={rate}",
          "--clients=4", f"--output={BUILD / 'faults-load.json'}"],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
@@ -432,10 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab = load()
     except LabError as err:
-        print(f"lab_faults: {err}", file=sys.stderr)
+        print(f"lab faults: {err}", file=sys.stderr)
         return 2
     if playbooks.install_collection().returncode:
-        print("lab_faults: the collection could not be installed (see above)", file=sys.stderr)
+        print("lab faults: the collection could not be installed (see above)", file=sys.stderr)
         return 2
     # With --only, the other scenarios keep what their last run saw.
     earlier = {}
