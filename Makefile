@@ -71,11 +71,15 @@ build: venv
 # Each phase is timed (scripts/ci_timing.py: build/ci/phases.tsv) and the table printed at the
 # end: phase, seconds, the machine's CPU meanwhile, the slowest tests, the lab's proof and cases.
 TIMED := python3 scripts/ci_timing.py run
+# pytest's test files side by side (pytest-xdist): most wait on real servers and timeouts.
+# A file's tests stay in one worker (its module fixtures, the one lab); each worker has its
+# own session servers and its own port range (tests/harness/_net.py).
+PYTEST_PARALLEL ?= -n 3 --dist loadfile
 test: venv kafka-bundle
 	@$(TIMED) lint $(if $(CI_TIMING_KEEP),,--first) -- \
 	  $(MAKE) --no-print-directory ruff ansible-lint changelog-lint
 	@$(TIMED) sanity -- $(MAKE) --no-print-directory sanity
-	@$(TIMED) pytest -- $(BIN)/pytest tests --junitxml=build/ci/pytest.xml
+	@$(TIMED) pytest -- $(BIN)/pytest tests $(PYTEST_PARALLEL) --junitxml=build/ci/pytest.xml
 	@$(TIMED) molecule --molecule -- $(MAKE) --no-print-directory molecule
 	@python3 scripts/ci_timing.py report
 

@@ -11,8 +11,9 @@ phase of its own (``molecule/converge``). Phases may run side by side: each has 
 ``report`` prints every phase recorded since the file was last cleared (``run`` with
 ``--first`` clears it), then what the runs left behind: the slowest pytest tests
 (build/ci/pytest.xml, JUnit XML), each playbook of the lab's proof (build/lab/proof.json) and
-each lab case (build/lab/cases.json). Standard library only: it runs before the virtualenv
-exists.
+each lab case (build/lab/cases.json), the costliest Ansible tasks (build/ci/ansible-tasks.tsv,
+written by tests/harness/callback_plugins/task_times.py). Standard library only: it runs
+before the virtualenv exists.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "build" / "ci"
 PHASES = OUT / "phases.tsv"
 PYTEST_XML = OUT / "pytest.xml"
+TASK_TIMES = OUT / "ansible-tasks.tsv"  # tests/harness/callback_plugins/task_times.py
 LAB = REPO / "build" / "lab"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MOLECULE_ACTION = re.compile(r"➜ ([a-z_]+): (Executing|Executed)")
@@ -102,6 +104,21 @@ def slowest_tests(count: int = 15) -> list[tuple[float, str]]:
     return sorted(cases, reverse=True)[:count]
 
 
+def costliest_tasks(count: int = 15) -> list[tuple[float, int, str]]:
+    """(seconds, runs, "playbook: task") summed over every playbook run that recorded."""
+    if not TASK_TIMES.exists():
+        return []
+    seconds: dict[str, float] = {}
+    runs: dict[str, int] = {}
+    for line in TASK_TIMES.read_text().splitlines():
+        playbook, task, count_runs, spent = line.split("\t")
+        key = f"{playbook}: {task}"
+        seconds[key] = seconds.get(key, 0.0) + float(spent)
+        runs[key] = runs.get(key, 0) + int(count_runs)
+    ranked = sorted(((spent, runs[key], key) for key, spent in seconds.items()), reverse=True)
+    return ranked[:count]
+
+
 def lab_figures() -> list[tuple[str, float]]:
     rows: list[tuple[str, float]] = []
     try:
@@ -140,6 +157,11 @@ def report() -> int:
         print("  the lab's proof and cases:")
         for name, seconds in figures:
             print(f"    {name:<50} {seconds:8.1f}")
+    tasks = costliest_tasks()
+    if tasks:
+        print("  costliest Ansible tasks (summed over every playbook run; runs):")
+        for seconds, count, name in tasks:
+            print(f"    {seconds:8.1f}  {count:5d}  {name[:110]}")
     tests = slowest_tests()
     if tests:
         print("  slowest tests:")
@@ -165,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("run: give the command after --")
     if args.first:
         PHASES.unlink(missing_ok=True)
+        TASK_TIMES.unlink(missing_ok=True)
     return run(args.name, command, args.molecule)
 
 

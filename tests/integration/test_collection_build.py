@@ -115,10 +115,6 @@ def base_of(root: Path, path: Path, kind: str) -> Path:
     return root / "roles" / relative.parts[1] if kind == "role_path" else root / "playbooks"
 
 
-# its module fixture is made once: the module's tests stay in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("collection_build")
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("installed")

@@ -22,11 +22,7 @@ from tests.harness.traffic import Traffic
 SERVICE = "127.0.0.2"
 METHODS = ["tcpdump", "nftables"]
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="tcp_idle_check needs root"),
-    # one after the other (one pytest-xdist worker): each counts the SYNs its own traffic sends
-    pytest.mark.xdist_group("tcp_idle_check"),
-]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="tcp_idle_check needs root")
 
 
 @pytest.fixture

@@ -20,14 +20,12 @@ MODEL = inventory.load()  # the one model of the lab (lab/eventbus_lab)
 INVENTORY = str(MODEL.inventory)
 BIN = Path(sys.executable).parent
 
-needs_lab = [
-    pytest.mark.skipif(
-        os.geteuid() != 0 or shutil.which("systemd-nspawn") is None,
-        reason="the lab needs root and systemd-nspawn (bash .ci/run installs it)",
-    ),
-    # one lab on this machine: its tests run in one pytest-xdist worker, one after the other
-    pytest.mark.xdist_group("lab"),
-]
+# One lab on this machine: its tests are one module (test_lab.py), which pytest-xdist's
+# --dist loadfile runs in one worker, one test after the other.
+needs_lab = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("systemd-nspawn") is None,
+    reason="the lab needs root and systemd-nspawn (bash .ci/run installs it)",
+)
 
 
 def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

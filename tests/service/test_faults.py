@@ -38,8 +38,6 @@ from tests.service.conftest import (
 )
 
 TOPIC = "eqiad.test.event"
-# the module's own Kafka cluster is started once: its tests stay in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("kafka_faults")
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,6 @@ from tests.service.conftest import (
     stop_service,
 )
 
-# its module fixture is made once: the module's tests stay in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("lone_broker")
-
 
 @pytest.fixture(scope="module")
 def lone_broker(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,13 +16,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.harness._net import free_port, wait_until
+from tests.harness._net import free_port, port_open, wait_until
 from tests.harness.kafka import KafkaCluster
 from tests.service.conftest import (
     Service,
     consume_ids,
     make_event,
     service_config,
+    start_service,
 )
 
 
@@ -46,6 +48,13 @@ def test_two_workers_share_the_port_and_a_crashed_one_is_replaced(two_workers: S
     wait_until(lambda: two_workers.request("GET", "/healthz").status == 200, 20, "healthy again")
     assert all(two_workers.post(make_event()).status == 201 for _attempt in range(10))
     assert "restarting in" in two_workers.log()
+
+
+def in_flight(service: Service) -> float:
+    """The service's eventbus_requests_in_flight (the /metrics request itself included)."""
+    text = service.request("GET", "/metrics").body.decode()
+    found = re.search(r"^eventbus_requests_in_flight(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 class Load:
@@ -163,3 +172,37 @@ def test_a_stop_during_startup_exits_0(
     time.sleep(1.0)  # the supervisor has started its workers; they are still importing
     process.terminate()
     assert process.wait(30) == 0
+
+
+def test_a_body_that_arrives_after_sigterm_is_still_served(
+    kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
+) -> None:
+    """A request whose headers came before the stop and its body after: the stop lets it
+    finish (201) and closes its connection; aiohttp alone drops the body's bytes once it shuts
+    its connections down, and the request waited body_timeout for a 408."""
+    port = free_port()
+    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, body_timeout=4)
+    service = start_service(tmp_path, config, port)
+    assert service.process is not None
+    event = make_event()
+    body = json.dumps(event).encode()
+    head = (
+        f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(head)
+        wait_until(lambda: in_flight(service) >= 2, 10, "the request in flight")  # and /metrics
+        service.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: not port_open(port), 10, "the service to stop accepting")
+        started = time.monotonic()
+        client.sendall(body)
+        answer = b""
+        while chunk := client.recv(65536):  # read until the service closes the connection
+            answer += chunk
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+    assert b"Connection: close" in answer
+    assert took < 4  # answered as soon as Kafka acknowledged, not after body_timeout
+    assert service.process.wait(30) == 0
+    assert event["meta"]["id"] in consume_ids(kafka_cluster, "eqiad.test.event", 5000)

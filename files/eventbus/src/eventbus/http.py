@@ -40,6 +40,41 @@ INTAKE = web.AppKey("intake", Intake)
 CONFIG_PATH = web.AppKey("config_path", Path)
 
 
+class Drain:
+    """The requests in flight, for a graceful stop that lets each one finish before aiohttp
+    shuts its connections down: once it does, aiohttp drops whatever a connection still
+    receives (aio-libs/aiohttp#2298), so a request whose body had not all arrived waited
+    body_timeout for it and was answered 408. While stopping, every answer closes its
+    connection, so that no client sends another request on it."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Whether every request in flight finished within ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+DRAIN = web.AppKey("drain", Drain)
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
@@ -66,12 +101,17 @@ class AccessLogger(AbstractAccessLogger):
 async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     started = time.perf_counter()
     metrics.IN_FLIGHT.inc()
+    drain = request.app[DRAIN]
+    drain.enter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
+        if drain.stopping and not response.prepared:
+            response.force_close()  # "Connection: close": no next request on it
         return response
     finally:
+        drain.leave()
         metrics.IN_FLIGHT.dec()
         route = (
             request.match_info.route.resource.canonical
@@ -230,6 +270,7 @@ def create_app(config: Config, config_path: Path | None = None) -> web.Applicati
     app = web.Application(
         client_max_size=config.max_body_bytes, middlewares=[metrics_middleware, errors_middleware]
     )
+    app[DRAIN] = Drain()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         producer = EventProducer(config.kafka)

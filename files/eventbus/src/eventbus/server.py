@@ -31,7 +31,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from eventbus import __version__, metrics
 from eventbus import config as config_module
 from eventbus.config import Config
-from eventbus.http import AccessLogger, create_app
+from eventbus.http import DRAIN, AccessLogger, create_app
 from eventbus.producer import check_settings
 from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 
@@ -158,10 +158,19 @@ async def serve(config: Config, path: Path, sock: socket.socket) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await CappedSockSite(runner, sock, config.max_connections).start()
+        site = CappedSockSite(runner, sock, config.max_connections)
+        await site.start()
         log.info("worker %d listening on %s:%d", os.getpid(), config.listen_address, config.port)
         notify_ready()  # only a lone worker has NOTIFY_SOCKET; the supervisor keeps it
         await stop.wait()
+        # stop accepting, and let what is in flight finish before aiohttp shuts connections
+        # down (it drops what they still receive: see Drain)
+        drain = app[DRAIN]
+        drain.stopping = True
+        await site.stop()
+        if not await drain.wait_idle(config.shutdown_timeout):
+            log.warning("%d request(s) still in flight after %ss", drain.in_flight,
+                        config.shutdown_timeout)  # fmt: skip
     finally:
         await runner.cleanup()
 
