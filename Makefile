@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help prerequisites venv lock kafka-bundle lint ruff ansible-lint sanity unit integration test build \
+	test-static test-pytest \
 	clean lab-up lab-down lab-status lab-restart lab-faults molecule changelog-lint constraints
 
 help:
@@ -69,19 +70,29 @@ build: venv
 	mkdir -p build && $(BIN)/ansible-galaxy collection build --force --output-path build .
 
 # Each phase is timed (scripts/ci_timing.py: build/ci/phases.tsv) and the table printed at the
-# end: phase, seconds, the machine's CPU meanwhile, the slowest tests, the lab's proof and cases.
-TIMED := python3 scripts/ci_timing.py run
+# end: phase, seconds, the machine's CPU meanwhile, the lab's proof and cases, the costliest
+# Ansible tasks, the slowest tests. Lint and sanity (sanity installs its requirements first)
+# run beside pytest, whose tests mostly wait on servers; then molecule, on the lab.
+TIMING := python3 scripts/ci_timing.py
+TIMED := $(TIMING) run
 # pytest's test files side by side (pytest-xdist): most wait on real servers and timeouts.
 # A file's tests stay in one worker (its module fixtures, the one lab); each worker has its
 # own session servers and its own port range (tests/harness/_net.py).
 PYTEST_PARALLEL ?= -n 3 --dist loadfile
 test: venv kafka-bundle
-	@$(TIMED) lint $(if $(CI_TIMING_KEEP),,--first) -- \
-	  $(MAKE) --no-print-directory ruff ansible-lint changelog-lint
+	@$(if $(CI_TIMING_KEEP),,$(TIMING) clear)
+	@$(MAKE) --no-print-directory -j2 --output-sync=line test-static test-pytest \
+	  || { $(TIMING) report; exit 1; }
+	@$(TIMED) molecule --molecule -- $(MAKE) --no-print-directory molecule \
+	  || { $(TIMING) report; exit 1; }
+	@$(TIMING) report
+
+test-static: venv
+	@$(TIMED) lint -- $(MAKE) --no-print-directory ruff ansible-lint changelog-lint
 	@$(TIMED) sanity -- $(MAKE) --no-print-directory sanity
+
+test-pytest: venv kafka-bundle
 	@$(TIMED) pytest -- $(BIN)/pytest tests $(PYTEST_PARALLEL) --junitxml=build/ci/pytest.xml
-	@$(TIMED) molecule --molecule -- $(MAKE) --no-print-directory molecule
-	@python3 scripts/ci_timing.py report
 
 # The lab's scenarios (extensions/molecule): under_load holds the default scenario's steps
 # (converge, idempotence, check, its checks) and the proof under load, on one convergence of

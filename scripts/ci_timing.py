@@ -1,5 +1,6 @@
 """Where CI's time goes: each phase timed as it runs, and one table at the end.
 
+    ci_timing.py clear                                 forget what earlier runs recorded
     ci_timing.py run NAME [--molecule] -- COMMAND...   run COMMAND, record NAME's seconds
     ci_timing.py report                                print the table (phase, seconds)
 
@@ -8,8 +9,7 @@ phase to build/ci/phases.tsv (NAME, start, seconds, exit code). With ``--molecul
 records each molecule action it sees in the output ("under_load ➜ converge: Executing") as a
 phase of its own (``molecule/converge``). Phases may run side by side: each has its own line.
 
-``report`` prints every phase recorded since the file was last cleared (``run`` with
-``--first`` clears it), then what the runs left behind: the slowest pytest tests
+``report`` prints every phase recorded since the file was last cleared, then what the runs left behind: the slowest pytest tests
 (build/ci/pytest.xml, JUnit XML), each playbook of the lab's proof (build/lab/proof.json) and
 each lab case (build/lab/cases.json), the costliest Ansible tasks (build/ci/ansible-tasks.tsv,
 written by tests/harness/callback_plugins/task_times.py). Standard library only: it runs
@@ -176,18 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     timed = sub.add_parser("run", help="run a command as a timed phase")
     timed.add_argument("name")
     timed.add_argument("--molecule", action="store_true", help="also time molecule's actions")
-    timed.add_argument("--first", action="store_true", help="clear what earlier runs recorded")
+    sub.add_parser("clear", help="forget what earlier runs recorded")
     sub.add_parser("report", help="print the table")
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     args, command = parser.parse_args(argv[:split]), argv[split + 1 :]
     if args.action == "report":
         return report()
-    if not command:
-        parser.error("run: give the command after --")
-    if args.first:
+    if args.action == "clear":
         PHASES.unlink(missing_ok=True)
         TASK_TIMES.unlink(missing_ok=True)
+        return 0
+    if not command:
+        parser.error("run: give the command after --")
     return run(args.name, command, args.molecule)
 
 

@@ -13,8 +13,9 @@ Cases (after_proof first: the lab as the proof under load left it):
   check_mode       the rolling restart in check mode changes nothing
   operator_depool  a host an operator depooled is refused, or with runbook_skip_depooled left
                    alone (and not repooled)
-  rollback         a rollback switches every host back to its previous release
-  canary           a deploy of a release that refuses valid events: its first canary is
+  rollback         a rollback switches every host back to its previous release (a run per
+                   datacenter, side by side)
+  canary           a deploy (eqiad) of a release that refuses valid events: its canary is
                    rolled back by itself, repooled, and no other host is touched
   install_fails    a deploy whose release cannot be built stops before any host is
                    depooled, writes END FAIL, and leaves no run lock behind; a rollback
@@ -32,6 +33,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -177,12 +179,28 @@ def operator_depool(lab: Lab) -> dict[str, Any]:
     return seen
 
 
+def per_datacenter(lab: Lab, *args: str) -> dict[str, dict[str, Any]]:
+    """The playbook once per datacenter (``-l <dc>``), the runs side by side, as two operators
+    would run it: {dc: what :func:`run` recorded}."""
+    runs: dict[str, dict[str, Any]] = {}
+    threads = [
+        threading.Thread(target=lambda dc=dc: runs.update({dc: run(lab, *args, "-l", dc)}))
+        for dc in lab.datacenters
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return runs
+
+
 def rollback(lab: Lab, version: str) -> dict[str, Any]:
     source = (REPO / "files" / "eventbus" / "pyproject.toml").read_text()
     previous = re.search(r'^version = "([^"]+)"', source, re.M)
     seen: dict[str, Any] = {"deployed": version, "previous": previous.group(1) if previous else ""}
     rollback_vars = ["-e", "eventbus_rollback=true", "-e", "runbook_confirm_traffic=false"]
-    seen["run"] = run(lab, "eventplatform.eventbus.deploy", *rollback_vars)
+    # each datacenter's hosts switched back, one at a time, the two runs side by side
+    seen["runs"] = per_datacenter(lab, "eventplatform.eventbus.deploy", *rollback_vars)
     seen["versions"] = {name: remote.openapi_version(lab, name) for name in lab.eventbus}
     seen["previous_links"] = {
         name: remote.sh(lab, name, "readlink /srv/deployment/eventbus/previous").strip()
@@ -212,9 +230,12 @@ def canary(lab: Lab) -> dict[str, Any]:
          f"--output={BUILD / 'canary-load.json'}"],
     )  # fmt: skip
     try:
+        # one datacenter's deploy: its first host is the canary (each datacenter's canary
+        # works the same way; the proof's deploy has one in each)
         seen["run"] = run(
-            lab, "eventplatform.eventbus.deploy", "-e", f"eventbus_version={version}",
-            "-e", f"eventbus_source_dir={source}", "-e", "runbook_canary_window=15",
+            lab, "eventplatform.eventbus.deploy", "-l", "eqiad",
+            "-e", f"eventbus_version={version}", "-e", f"eventbus_source_dir={source}",
+            "-e", "runbook_canary_window=15",
         )  # fmt: skip
     finally:
         load.send_signal(signal.SIGTERM)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).parents[2] / "roles" / "eventbus" / "files" / "pack_directory.py"
@@ -71,3 +73,48 @@ def test_a_tree_of_schemas_packs_every_file_by_its_path(tmp_path: Path) -> None:
     with tarfile.open(first) as tar:
         names = tar.getnames()
     assert names == ["mediawiki/page/edit/1.0.0.json", "test/event/1.0.0.yaml"]
+
+
+def load_builder():
+    script = SCRIPT.with_name("build_wheelhouse.py")
+    builder_spec = importlib.util.spec_from_file_location("build_wheelhouse", script)
+    assert builder_spec
+    assert builder_spec.loader
+    module = importlib.util.module_from_spec(builder_spec)
+    builder_spec.loader.exec_module(module)
+    return module
+
+
+def test_two_runs_that_need_one_build_build_it_once(tmp_path: Path, monkeypatch) -> None:
+    """Two deploys on one controller (one per datacenter) need the same build at once: one
+    builds it (pip wheel, faked here: the lab proof's deploy runs the real one), the other
+    waits for it on the lock and finds the archive whole."""
+    builder = load_builder()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    calls: list[list[str]] = []
+
+    def fake_pip(argv: list[str], check: bool) -> None:
+        calls.append(argv)
+        wheels = Path(argv[argv.index("--wheel-dir") + 1])
+        wheels.mkdir(parents=True)
+        time.sleep(0.5)  # the other run arrives meanwhile
+        (wheels / "x-1-py3-none-any.whl").write_bytes(b"wheel")
+
+    monkeypatch.setattr(builder.subprocess, "run", fake_pip)
+    archive = tmp_path / "cache" / "wheelhouse" / "1.0-abc.tar"
+    results: list[str] = []
+    runs = [
+        threading.Thread(target=lambda: results.append(builder.build(project, project, archive)))
+        for _run in range(2)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(30)
+    assert sorted(results) == ["built", "present"]
+    assert len(calls) == 1
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == ["x-1-py3-none-any.whl"]
+    assert sorted(p.name for p in archive.parent.iterdir()) == ["1.0-abc.tar", "1.0-abc.tar.lock"]

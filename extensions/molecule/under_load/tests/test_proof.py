@@ -188,8 +188,10 @@ def test_an_operator_depool_was_refused_or_left_alone(cases: dict) -> None:
 
 def test_rollback_switched_every_host_back_to_the_previous_release(cases: dict) -> None:
     seen = case(cases, "rollback")
-    assert seen["run"]["rc"] == 0, seen["run"]["stdout"][-3000:]
-    assert "rollback: 4 host(s)" in seen["run"]["stdout"]
+    assert sorted(seen["runs"]) == ["codfw", "eqiad"]  # a run per datacenter, side by side
+    for dc, run in seen["runs"].items():
+        assert run["rc"] == 0, (dc, run["stdout"][-3000:])
+        assert "rollback: 2 host(s)" in run["stdout"], dc
     assert set(seen["versions"].values()) == {seen["previous"]}
     for name, link in seen["previous_links"].items():
         assert link.endswith(f"/{seen['deployed']}"), name
