@@ -9,11 +9,12 @@ phase to build/ci/phases.tsv (NAME, start, seconds, exit code). With ``--molecul
 records each molecule action it sees in the output ("under_load ➜ converge: Executing") as a
 phase of its own (``molecule/converge``). Phases may run side by side: each has its own line.
 
-``report`` prints every phase recorded since the file was last cleared, then what the runs left behind: the slowest pytest tests
-(build/ci/pytest.xml, JUnit XML), each playbook of the lab's proof (build/lab/proof.json) and
-each lab case (build/lab/cases.json), the costliest Ansible tasks (build/ci/ansible-tasks.tsv,
-written by tests/harness/callback_plugins/task_times.py). Standard library only: it runs
-before the virtualenv exists.
+``report`` prints every phase recorded since the file was last cleared, then what the runs
+left behind: the slowest pytest tests (build/ci/pytest.xml, JUnit XML), each playbook of the
+lab's proof (build/lab/proof.json) and each lab case (build/lab/cases.json), and the
+costliest Ansible tasks (build/ci/ansible-tasks.tsv, written by
+tests/harness/callback_plugins/task_times.py). Standard library only: it runs before the
+virtualenv exists.
 """
 
 from __future__ import annotations
