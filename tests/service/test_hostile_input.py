@@ -190,6 +190,20 @@ def test_odd_schema_uris_are_a_400(eventbus: Service, uri: str) -> None:
     assert_clean(eventbus)
 
 
+def test_no_schema_lookup_reads_outside_the_repository(eventbus: Service) -> None:
+    """The service's own configuration is YAML the service can read: a lookup path that starts
+    with "//" replaced the repository root and served it (its SASL credentials with it)."""
+    config = str(eventbus.config_path.with_suffix(""))  # found with the .yaml suffix added
+    for path in (f"/v1/schemas/{config}", f"/v1/schemas//{config}", f"/v1/schemas///{config}"):
+        response = eventbus.request("GET", path)
+        assert response.status == 404, (path, response.body[:300])
+        assert b"kafka" not in response.body
+    for uri in (config, "/" + config, "file://" + config):
+        response = eventbus.post({**make_event(), "$schema": uri})
+        assert response.status == 400, (uri, response.body[:300])
+    assert_clean(eventbus)  # no ERROR line: the runbook's log check would stop every repool
+
+
 def test_a_long_schema_path_on_get_is_a_404(eventbus: Service) -> None:
     assert eventbus.request("GET", "/v1/schemas/" + "s" * 300).status == 404
     assert eventbus.request("GET", "/v1/schemas/" + "s/" * 2000).status == 404

@@ -57,6 +57,72 @@ def test_check_config_accepts_a_good_file(config_file: tuple[Path, dict]) -> Non
     assert f"{path}: ok (1 stream rule(s)" in run.stdout
 
 
+# Configurations that load but would fail, or break a promise, once running (issue 22, item 9)
+KAFKA = {"bootstrap_servers": ["k:9092"]}
+RUN_TIME_CASES = [
+    ({"listen": {"address": "192.0.2.1"}}, "listen.address: 192.0.2.1 cannot be bound"),
+    ({"failed_events_log": "/nonexistent/dir/x.log"}, "/nonexistent/dir is not a directory"),
+    ({"failed_events_log": "/proc/self"}, "/proc/self is not a regular file"),
+    ({"kafka": {**KAFKA, "producer": {"acks": 0}}}, "breaks the service's promise"),
+    ({"kafka": {**KAFKA, "producer": {"acks": 1}}}, "kafka.allow_weak_acks"),
+    (
+        {"kafka": {**KAFKA, "security": {"security_protocol": "tls"}}},
+        "kafka.security.security_protocol: must be one of PLAINTEXT, SSL",
+    ),
+    (
+        {"kafka": {**KAFKA, "security": {"security_protocol": "sasl_ssl"}}},
+        "SASL_SSL needs sasl_mechanism",
+    ),
+    (
+        {"request_timeout": 10, "kafka": {**KAFKA, "produce_timeout": 15}},
+        "config key request_timeout: 10 s is not longer than kafka.produce_timeout (15 s)",
+    ),
+    (
+        {"body_timeout": 10, "request_timeout": 20, "load_balancer_timeout": 30},
+        "body_timeout + request_timeout (30 s) must be below the load balancer's server timeout",
+    ),
+    (
+        {"test_event": {"meta": {"topic": "test.event"}, "$schema": "/no/such/1.0.0"}},
+        "config key test_event: the test event is refused: schema /no/such/1.0.0 not found",
+    ),
+    (
+        {"test_event": {"meta": {"topic": "other.topic"}, "$schema": "/test/event/1.0.0"}},
+        "config key test_event: the test event is refused",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), RUN_TIME_CASES)
+def test_check_config_catches_what_would_fail_once_running(
+    config_file: tuple[Path, dict], change: dict, message: str
+) -> None:
+    path, data = config_file
+    path.write_text(yaml.safe_dump({**data, **change}))
+    run = service("--check-config", str(path))
+    assert run.returncode == 1, run.stdout
+    assert message in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_weak_acks_and_a_lowercase_protocol_when_asked_for(config_file: tuple[Path, dict]) -> None:
+    """acks=1 is accepted when the operator says so; "ssl" is read as Kafka's SSL (the topic
+    list compared it case-sensitively and connected in plaintext)."""
+    path, data = config_file
+    kafka = {
+        "bootstrap_servers": ["k:9093"],
+        "producer": {"acks": 1},
+        "allow_weak_acks": True,
+        "security": {"security_protocol": "ssl"},
+    }
+    path.write_text(yaml.safe_dump({**data, "kafka": kafka}))
+    run = service("--check-config", str(path))
+    assert run.returncode == 0, run.stderr
+    from eventbus import config as config_module
+
+    loaded = config_module.load(path)
+    assert loaded.kafka.security["security_protocol"] == "SSL"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -111,6 +111,9 @@ class Config:
     # Kafka; over this many, a hasty request is handled as a guaranteed one (201 or 503)
     hasty_max_in_flight: int = 10_000
     test_event: dict[str, Any] | None = None
+    # the load balancer's server timeout in front of the service (seconds), when it has one:
+    # --check-config makes sure a request is answered before it (body_timeout + request_timeout)
+    load_balancer_timeout: float | None = None
 
 
 def _require(data: dict[str, Any], key: str, where: str) -> Any:
@@ -148,6 +151,37 @@ def _settings(data: dict[str, Any], section: str, known: dict[str, Any]) -> dict
     return values
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _security(data: dict[str, Any]) -> dict[str, Any]:
+    """kafka.security, with the protocol and mechanism in Kafka's own spelling: the topic list
+    (kafka-python) compares them case-sensitively, and connected in plaintext to a cluster
+    asked for as "ssl"; librdkafka reads either case."""
+    security = _settings(data, "security", SECURITY_SETTINGS)
+    for key, known in (
+        ("security_protocol", SECURITY_PROTOCOLS),
+        ("sasl_mechanism", SASL_MECHANISMS),
+    ):
+        if key in security:
+            security[key] = str(security[key]).upper()
+            if security[key] not in known:
+                raise ConfigError(
+                    f"config key kafka.security.{key}: must be one of {', '.join(known)}, "
+                    f"got {data['security'][key]!r}"
+                )
+    protocol = security.get("security_protocol", "PLAINTEXT")
+    if protocol.startswith("SASL_") and not all(
+        security.get(k) for k in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+    ):
+        raise ConfigError(
+            f"config key kafka.security: {protocol} needs sasl_mechanism, sasl_plain_username "
+            "and sasl_plain_password"
+        )
+    return security
+
+
 def _kafka(data: Any) -> KafkaSettings:
     if not isinstance(data, dict):
         raise ConfigError("config key kafka: must be a mapping")
@@ -167,7 +201,15 @@ def _kafka(data: Any) -> KafkaSettings:
         raise ConfigError(
             f"config key kafka.producer.acks: must be all, 0 or 1, got {producer['acks']!r}"
         )
-    security = _settings(data, "security", SECURITY_SETTINGS)
+    weak_acks = data.get("allow_weak_acks", False)
+    _typed(weak_acks, bool, "kafka.allow_weak_acks", "true or false")
+    if producer["acks"] not in ("all", -1) and not weak_acks:
+        raise ConfigError(
+            f"config key kafka.producer.acks: {producer['acks']!r} breaks the service's promise "
+            "(201 once every in-sync replica has the event: acks=all); set "
+            "kafka.allow_weak_acks: true to accept losing acknowledged events"
+        )
+    security = _security(data)
     unknown = set(data) - {
         "bootstrap_servers",
         "producer",
@@ -175,6 +217,7 @@ def _kafka(data: Any) -> KafkaSettings:
         "produce_timeout",
         "message_max_bytes",
         "topic_trust_seconds",
+        "allow_weak_acks",
     }
     if unknown:
         raise ConfigError(f"config key kafka.{sorted(unknown)[0]}: unknown")
@@ -240,6 +283,7 @@ def parse(data: Any) -> Config:
         "max_connections",
         "hasty_max_in_flight",
         "test_event",
+        "load_balancer_timeout",
     }
     unknown = set(data) - known
     if unknown:
@@ -287,6 +331,11 @@ def parse(data: Any) -> Config:
         max_connections=_positive(data, "max_connections", 1024),
         hasty_max_in_flight=_positive(data, "hasty_max_in_flight", 10_000),
         test_event=test_event,
+        load_balancer_timeout=(
+            _positive(data, "load_balancer_timeout", 1.0, float)
+            if data.get("load_balancer_timeout") is not None
+            else None
+        ),
     )
     _check_size_limits(config)
     return config

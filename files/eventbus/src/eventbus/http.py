@@ -33,7 +33,7 @@ from eventbus.config import Config
 from eventbus.failed_events import FailedEventsLog, event_error
 from eventbus.intake import Intake
 from eventbus.producer import EventProducer
-from eventbus.schemas import SchemaNotFoundError, SchemaRepository
+from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 
 log = logging.getLogger("eventbus.http")
 INTAKE = web.AppKey("intake", Intake)
@@ -198,17 +198,23 @@ async def healthz(request: web.Request) -> web.Response:
     return problem(503, "Kafka is not reachable")
 
 
+def test_event_instance(template: dict[str, Any]) -> dict[str, Any]:
+    """The configured test event as /v1/_test/events sends it: a fresh meta.id and meta.dt."""
+    event = orjson.loads(orjson.dumps(template))
+    meta = event.setdefault("meta", {})
+    if isinstance(meta, dict):  # otherwise validation refuses it, saying why
+        meta["id"] = str(uuid.uuid4())
+        meta["dt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return event
+
+
 async def test_event(request: web.Request) -> web.Response:
     """Send the configured test event end to end (the deploy gate): 201 once Kafka has it."""
     intake = request.app[INTAKE]
     template = intake.config.test_event
     if template is None:
         return problem(404, "no test_event is configured")
-    event = orjson.loads(orjson.dumps(template))
-    meta = event.setdefault("meta", {})
-    meta["id"] = str(uuid.uuid4())
-    meta["dt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    result = await intake.handle(orjson.dumps(event))
+    result = await intake.handle(orjson.dumps(test_event_instance(template)))
     if result.status == 201:
         return web.Response(status=201)
     return json_response(result.body(), result.status)
@@ -250,6 +256,8 @@ async def get_schema(request: web.Request) -> web.Response:
         schema = request.app[INTAKE].schemas.get("/" + request.match_info["uri"])
     except SchemaNotFoundError:
         return problem(404, "no such schema")
+    except SchemaInvalidError:  # logged once by the repository
+        return problem(404, "no usable schema: the file is not a JSON Schema")
     return json_response(schema.document)
 
 

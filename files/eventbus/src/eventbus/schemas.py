@@ -9,6 +9,7 @@ are checked as draft 7 says; a schema that names no draft is read as draft 7.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import jsonschema_rs
 import yaml
 
+log = logging.getLogger("eventbus.schemas")
 SUFFIXES = ("", ".yaml", ".yml", ".json")
 MAX_CACHED = 4096
 # No file system takes longer names (a segment of 255 bytes, less the longest suffix) or
@@ -55,7 +57,9 @@ def relative_path(uri: str) -> PurePosixPath:
         path = urlsplit(uri).path if "://" in uri else uri
     except ValueError:  # e.g. an invalid IPv6 host in a URL
         raise SchemaNotFoundError(f"schema URI {shown!r} does not name a schema") from None
-    parts = [p for p in PurePosixPath(path).parts if p not in ("/", "")]
+    # segments between slashes: PurePosixPath keeps a leading "//" as a root of its own, and
+    # root / "//etc/x" is /etc/x - a lookup must never leave the repository
+    parts = [p for p in path.split("/") if p]
     if (
         not parts
         or any(p in (".", "..") for p in parts)
@@ -63,6 +67,11 @@ def relative_path(uri: str) -> PurePosixPath:
     ):
         raise SchemaNotFoundError(f"schema URI {shown!r} does not name a schema")
     return PurePosixPath(*parts)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, its symbolic links followed, is still inside ``root``."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 class SchemaRepository:
@@ -79,7 +88,12 @@ class SchemaRepository:
         if cached is None:
             try:
                 cached = self._load(uri)
-            except (SchemaNotFoundError, SchemaInvalidError) as err:
+            except SchemaNotFoundError as err:
+                cached = err
+            except SchemaInvalidError as err:
+                # once, when it is first looked up (the answer is cached): a broken file in
+                # the repository is the operator's to fix, not the service failing per event
+                log.warning("schema problem: %s: %s", err, err.__cause__ or "")
                 cached = err
             with self._lock:
                 self._cache[uri] = cached
@@ -95,7 +109,7 @@ class SchemaRepository:
             for suffix in SUFFIXES:
                 candidate = root / f"{relative}{suffix}"
                 try:
-                    found = candidate.is_file()
+                    found = candidate.is_file() and inside(candidate, root)
                 except (OSError, ValueError):  # a name the file system refuses
                     found = False
                 if found:
@@ -107,7 +121,7 @@ class SchemaRepository:
     def _compile(uri: str, path: Path) -> Schema:
         try:
             document = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as err:
+        except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: not UTF-8 text
             raise SchemaInvalidError(f"schema {uri} cannot be read") from err
         if not isinstance(document, dict):
             raise SchemaInvalidError(f"schema {uri} is not a JSON Schema object")

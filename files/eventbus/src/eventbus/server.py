@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import cast
 
+import orjson
 import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
@@ -31,9 +32,10 @@ from aiohttp.web_protocol import RequestPayloadError
 from eventbus import __version__, metrics
 from eventbus import config as config_module
 from eventbus.config import Config
-from eventbus.http import DRAIN, AccessLogger, create_app
+from eventbus.http import DRAIN, AccessLogger, create_app, test_event_instance
 from eventbus.producer import check_settings
 from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
+from eventbus.validation import InvalidEventError, Validator
 
 log = logging.getLogger("eventbus.server")
 RESTART_BACKOFF_MAX = 10.0
@@ -274,6 +276,63 @@ class Supervisor:
         return status
 
 
+def run_time_problems(config: Config) -> list[str]:
+    """What a configuration that loads would get wrong once running (--check-config only: the
+    service's tests start it with such settings on purpose)."""
+    problems = []
+    if config.request_timeout <= config.kafka.produce_timeout:
+        problems.append(
+            f"config key request_timeout: {config.request_timeout:g} s is not longer than "
+            f"kafka.produce_timeout ({config.kafka.produce_timeout:g} s): requests would be "
+            "answered 503 while Kafka may still take their events (duplicates on replay)"
+        )
+    answered_within = config.body_timeout + config.request_timeout
+    if config.load_balancer_timeout is not None and answered_within >= config.load_balancer_timeout:
+        problems.append(
+            f"config key load_balancer_timeout: body_timeout + request_timeout "
+            f"({answered_within:g} s) must be below the load balancer's server timeout "
+            f"({config.load_balancer_timeout:g} s), or a client gets a 504 for an event that "
+            "went in (and retries it)"
+        )
+    problems += listen_problems(config)
+    problems += failed_log_problems(config.failed_events_log)
+    if config.test_event is not None:
+        try:
+            event = test_event_instance(config.test_event)  # as /v1/_test/events sends it
+            Validator(config).validate(0, event, orjson.dumps(event))
+        except InvalidEventError as err:
+            problems.append(f"config key test_event: the test event is refused: {err}")
+    return problems
+
+
+def listen_problems(config: Config) -> list[str]:
+    """The listen address must be one of this host's (the workers would crash-loop on it)."""
+    family = socket.AF_INET6 if ":" in config.listen_address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((config.listen_address, 0))  # any port: the address is what is checked
+    except OSError as err:
+        return [
+            f"config key listen.address: {config.listen_address} cannot be bound: {err.strerror}"
+        ]
+    return []
+
+
+def failed_log_problems(path: Path) -> list[str]:
+    """The failed-events log must be a file the service can append to, in a directory."""
+    where = "config key failed_events_log"
+    if path.exists() and not path.is_file():
+        return [f"{where}: {path} is not a regular file"]
+    if not path.parent.is_dir():
+        return [f"{where}: {path.parent} is not a directory"]
+    target = path if path.exists() else path.parent
+    if os.geteuid() != 0 and not os.access(target, os.W_OK):
+        return [f"{where}: {target} is not writable"]
+    if os.geteuid() == 0 and os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+        return [f"{where}: {path.parent} is on a read-only file system"]
+    return []
+
+
 def check_config(path: Path) -> int:
     """``--check-config``: load and validate the file as the service would, compile every
     schema of its repositories and check each stream rule's schema title exists; print what
@@ -298,6 +357,7 @@ def check_config(path: Path) -> int:
                 f"config key streams[{index}].schema_title: no schema titled {rule.schema_title} "
                 "in the schema repositories"
             )
+    problems += run_time_problems(config)
     for problem in problems:
         print(f"eventbus-service: {path}: {problem}", file=sys.stderr)
     if problems:

@@ -132,8 +132,7 @@ class Validator:
             schema = self.schemas.get(schema_uri)
         except SchemaNotFoundError as err:
             raise InvalidEventError(str(err)) from err
-        except SchemaInvalidError as err:
-            log.error("schema problem: %s", err)
+        except SchemaInvalidError as err:  # logged once, as a warning, by the repository
             raise InvalidEventError(f"schema {schema_uri} is not usable") from err
         if rule.schema_title is not None and schema.title != rule.schema_title:
             raise InvalidEventError(
