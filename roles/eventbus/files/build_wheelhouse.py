@@ -2,7 +2,7 @@
 per build: ``build_wheelhouse.py PROJECT CONSTRAINTS ARCHIVE`` prints ``built`` or
 ``present``. Two runs on one controller (an operator per datacenter) that need the same
 build take turns on a lock beside the archive: the second finds it made and does not build
-it again. Built from a copy of the project (setuptools writes build/ and *.egg-info beside
+it again. Built from a copy of the project (setuptools writes its build and egg-info beside
 the sources, and the collection's own directory may be read-only), in a directory of its own
 beside the archive, which is renamed into place whole (pack_directory.py)."""
 

@@ -65,8 +65,13 @@ def event_error(
 
 
 class FailedEventsLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, follow_links: bool = True) -> None:
+        """``follow_links=False``: refuse a symbolic link at ``path`` (O_NOFOLLOW), for a
+        writer running as root in a directory another user owns (eventbus-replay)."""
         self.path = path
+        self._flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        if not follow_links:
+            self._flags |= os.O_NOFOLLOW
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._identity: tuple[int, int] | None = None
@@ -77,7 +82,7 @@ class FailedEventsLog:
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = os.open(self.path, self._flags, 0o640)
         stat = os.fstat(fd)
         self._fd, self._identity = fd, (stat.st_dev, stat.st_ino)
         return fd
@@ -133,7 +138,7 @@ class FailedEventsLog:
         if self.last_error is None:
             return None
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            fd = os.open(self.path, self._flags, 0o640)
             try:
                 free = os.fstatvfs(fd)
             finally:

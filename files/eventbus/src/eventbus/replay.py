@@ -16,15 +16,29 @@ Before producing, it looks for the events in Kafka: an event answered 503 may st
 reached Kafka late (a retry in flight, a leader that appended before the timeout), so each
 target topic is read from the earliest failure's time (less the service's deadline) onward
 (offsets for times) and events whose ``meta.id`` is there are skipped as already present.
-An id already produced in this run is skipped too. What fails (invalid, or not
-acknowledged) is written to ``--output-invalid`` as EventError (code ``replay``) and does
-not hold back the rest. Prints read / produced / already present / invalid / failed counts
-and exits 1 when anything was invalid or failed, 2 on bad usage.
+An id already produced in this run is skipped too; an event without a string ``meta.id`` is
+looked for by its bytes. The lookup waits until the newest failure is older than the
+service's produce timeout (and a margin): until then the service's producer may still deliver
+it. The lookup reads every partition to its end or the run stops (a partial set would
+produce events again). Compressed logs (``.gz``, as logrotate leaves them) are read as they
+are. What fails (invalid, or not acknowledged) is written to ``--output-invalid`` as
+EventError (code ``replay``) and does not hold back the rest.
+
+Prints read / produced / already present / invalid / failed counts. Exit codes:
+
+* 0 - all done: every event is in Kafka (produced now, or already there);
+* 1 - done, but some events were invalid or could not be produced: each of them is in the
+  ``--output-invalid`` file, every other event is in Kafka;
+* 2 - bad usage or input: nothing was done;
+* 3 - aborted (Kafka unreachable, the lookup incomplete, an unexpected error): events may
+  be left unreplayed; run it again (what Kafka holds is skipped).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import hashlib
 import sys
 import time
 import urllib.error
@@ -44,10 +58,29 @@ from eventbus.validation import InvalidEventError, Validator, ValidEvent
 # How far before a failure's timestamp an event may have reached Kafka, without the
 # service's configuration (its request_timeout and produce_timeout say it otherwise).
 DEFAULT_LOOKBACK = 60.0
+# How long after a failure the service's producer may still deliver its event (it gives up
+# after produce_timeout), without the service's configuration; and the margin added to it.
+DEFAULT_SETTLE = 20.0
+SETTLE_MARGIN = 5.0
+# The lookup reads every partition to its end within this long, or the run aborts.
+LOOKUP_DEADLINE = 300.0
+# How long producing waits for a topic's metadata (Kafka lacks the topic: its events fail).
+TOPIC_WAIT_MS = 10_000
+
+EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
 
 class ReplayError(Exception):
     """Bad usage or input that stops the replay before it starts."""
+
+
+class ReplayAbortedError(Exception):
+    """The replay cannot go on safely (events may be left unreplayed); the message says why."""
+
+
+def digest(value: bytes) -> str:
+    """How an event without a string meta.id is recognised in Kafka: by its bytes."""
+    return hashlib.sha256(value).hexdigest()
 
 
 @dataclass
@@ -83,6 +116,12 @@ class Pending:
     key: bytes | None
     value: bytes
     failed_at: float | None  # the EventError's timestamp (None for a plain event line)
+
+    @property
+    def identity(self) -> str:
+        """How Kafka's copy is recognised: meta.id, or the digest of the bytes."""
+        event_id = self.event["meta"].get("id")
+        return event_id if isinstance(event_id, str) else digest(self.value)
 
 
 def parse_kafka_uri(uri: str) -> KafkaOutput:
@@ -129,12 +168,24 @@ def read_errors(streams: Iterable[TextIO], counts: Counts) -> Iterator[tuple[str
                 yield line.rstrip("\n"), None
 
 
+def record_identity(value: bytes | None) -> str:
+    """An event's meta.id when it has a string one, else the digest of its bytes."""
+    try:
+        meta = orjson.loads(value or b"").get("meta")
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        meta = None
+    if isinstance(meta, dict) and isinstance(meta.get("id"), str):
+        return str(meta["id"])
+    return digest(value or b"")
+
+
 class KafkaLookup:
     """Which event ids a topic already holds, from a time onward (offsets for times)."""
 
-    def __init__(self, bootstrap_servers: list[str]) -> None:
+    def __init__(self, bootstrap_servers: list[str], deadline: float = LOOKUP_DEADLINE) -> None:
         from kafka import KafkaConsumer  # only needed against Kafka
 
+        self.deadline = deadline
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             enable_auto_commit=False,
@@ -143,6 +194,8 @@ class KafkaLookup:
         )
 
     def ids_since(self, topic: str, since: float | None) -> set[str]:
+        """Every event id (and, for events without one, their digest) in ``topic`` from
+        ``since`` onward; ReplayAbortedError when it cannot read every partition to its end."""
         from kafka import TopicPartition
 
         partitions = self.consumer.partitions_for_topic(topic) or set()
@@ -161,18 +214,19 @@ class KafkaLookup:
             self.consumer.seek(tp, starts[tp])
         remaining = {tp for tp in tps if starts[tp] < ends[tp]}
         ids: set[str] = set()
+        deadline = time.monotonic() + self.deadline
         while remaining:
+            if time.monotonic() > deadline:
+                raise ReplayAbortedError(
+                    f"could not read {topic} to its end within {self.deadline:g}s "
+                    f"({len(remaining)} partition(s) left): events already in Kafka could "
+                    "not all be told apart, so nothing was produced"
+                )
             batches = self.consumer.poll(timeout_ms=2000, max_records=10000)
-            if not batches:
-                break
-            for tp, records in batches.items():
+            for records in batches.values():
                 for record in records:
-                    try:
-                        meta = orjson.loads(record.value).get("meta") or {}
-                    except (orjson.JSONDecodeError, AttributeError, TypeError):
-                        continue
-                    if isinstance(meta, dict) and isinstance(meta.get("id"), str):
-                        ids.add(meta["id"])
+                    ids.add(record_identity(record.value))
+            for tp in list(remaining):
                 if self.consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return ids
@@ -191,9 +245,14 @@ class Replayer:
         dry_run: bool,
         lookback: float,
         progress: TextIO | None = None,
+        settle: float = DEFAULT_SETTLE,
+        lookup_servers: list[str] | None = None,
     ) -> None:
         self.kafka, self.http_url, self.validator = kafka, http_url, validator
         self.invalid_log, self.dry_run, self.lookback = invalid_log, dry_run, lookback
+        self.settle = settle
+        # where to look for events already in Kafka: the output, or (--http) the brokers given
+        self.lookup_servers = lookup_servers or (kafka.bootstrap_servers if kafka else None)
         self.progress = progress
         self.counts = Counts()
         self._producer: Any = None
@@ -265,21 +324,43 @@ class Replayer:
                     pending.append(checked)
         if self.dry_run:
             self.counts.produced += len(pending)
-        elif self.http_url:
+            return self.counts
+        if self.lookup_servers:
+            pending = self.not_in_kafka(pending)
+        elif pending:
+            self.say(
+                "no Kafka to look in (--bootstrap-servers): events already there are sent again"
+            )
+        if self.http_url:
             for item in pending:
                 self.post(item.raw)
         else:
-            self.produce(self.not_in_kafka(pending))
+            self.produce(pending)
         return self.counts
 
+    def wait_for_late_deliveries(self, pending: list[Pending]) -> None:
+        """Until the newest failure is older than the service's producer may still deliver
+        its event: a lookup before that could miss an event that is about to land."""
+        times = [item.failed_at for item in pending if item.failed_at is not None]
+        if not times:
+            return
+        wait = max(times) + self.settle - time.time()
+        if wait > 0:
+            self.say(f"waiting {wait:.0f}s: the newest failure is recent, its event may still land")
+            time.sleep(wait)
+
     def not_in_kafka(self, pending: list[Pending]) -> list[Pending]:
-        """The events whose id the target topic does not hold yet (from its earliest failure
-        less the lookback onward); the others are counted as already present."""
-        assert self.kafka is not None
+        """The events the target topic does not hold yet (by meta.id, or by their bytes; from
+        the topic's earliest failure less the lookback onward); the others are counted as
+        already present. ReplayAbortedError when a topic cannot be read to its end."""
+        assert self.lookup_servers
         by_topic: dict[str, list[Pending]] = {}
         for item in pending:
             by_topic.setdefault(item.topic, []).append(item)
-        lookup = KafkaLookup(self.kafka.bootstrap_servers)
+        if not by_topic:
+            return []
+        self.wait_for_late_deliveries(pending)
+        lookup = KafkaLookup(self.lookup_servers)
         left = []
         try:
             for topic, items in sorted(by_topic.items()):
@@ -288,7 +369,7 @@ class Replayer:
                 self.say(f"looking for {len(items)} event(s) already in {topic}")
                 present = lookup.ids_since(topic, since)
                 for item in items:
-                    if item.event["meta"].get("id") in present:
+                    if item.identity in present:
                         self.counts.present += 1
                     else:
                         left.append(item)
@@ -323,11 +404,22 @@ class Replayer:
         from kafka import KafkaProducer  # only needed when producing directly
 
         self._producer = self._producer or KafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap_servers, acks="all", delivery_timeout_ms=30000
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            acks="all",
+            delivery_timeout_ms=30000,
+            max_block_ms=TOPIC_WAIT_MS,  # a send waits this long for its topic's metadata
         )
+        items = self.on_known_topics(items)
         for start in range(0, len(items), 1000):
             chunk = items[start : start + 1000]
-            sent = [(self._producer.send(i.topic, value=i.value, key=i.key), i) for i in chunk]
+            sent = []
+            for item in chunk:
+                try:
+                    sent.append(
+                        (self._producer.send(item.topic, value=item.value, key=item.key), item)
+                    )
+                except Exception as err:  # noqa: BLE001 - any failure of this record is reported
+                    self.reject(item.raw, f"producing to {item.topic} failed: {err}", invalid=False)
             for future, item in sent:
                 try:
                     future.get(timeout=60)
@@ -335,6 +427,28 @@ class Replayer:
                 except Exception as err:  # noqa: BLE001 - any failure of this record is reported
                     self.reject(item.raw, f"producing to {item.topic} failed: {err}", invalid=False)
             self.say(f"produced {self.counts.produced} of {len(items)}")
+
+    def on_known_topics(self, items: list[Pending]) -> list[Pending]:
+        """The events whose topic Kafka has (its topic list, read once: asking for a topic's
+        metadata may create it where auto-creation is on); the others fail at once, each
+        written to the replay-failed file (a send to a missing topic blocked, per event)."""
+        from kafka import KafkaConsumer
+
+        assert self.kafka is not None
+        listing = KafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap_servers, client_id="eventbus-replay-topics"
+        )
+        try:
+            known = listing.topics()
+        finally:
+            listing.close()
+        left = []
+        for item in items:
+            if item.topic in known:
+                left.append(item)
+            else:
+                self.reject(item.raw, f"Kafka has no topic {item.topic}", invalid=False)
+        return left
 
     def close(self) -> None:
         if self._producer is not None:
@@ -353,7 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--input", "-i", action="append", default=[], help="EventError log to read (default stdin)"
     )
-    parser.add_argument("--bootstrap-servers", help="comma-separated Kafka brokers")
+    parser.add_argument(
+        "--bootstrap-servers",
+        help="comma-separated Kafka brokers: the output, or with --http where to look for "
+        "events already in Kafka",
+    )
     parser.add_argument(
         "--topic-format",
         default=None,
@@ -379,12 +497,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_input(path: str | None) -> TextIO:
+    """stdin, a log, or a compressed one (logrotate's .gz: read by its magic bytes)."""
+    if path is None:
+        return sys.stdin
+    with open(path, "rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    if compressed:
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")  # closed by run()
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the replay; its exit code says how it ended (see the module's docstring)."""
+    try:
+        code = run(argv)
+    except ReplayAbortedError as err:
+        print(f"eventbus-replay: aborted: {err}", file=sys.stderr)
+        code = EXIT_ABORTED
+    except Exception as err:  # noqa: BLE001 - whatever it was, the run did not complete
+        print(f"eventbus-replay: aborted: {type(err).__name__}: {err}", file=sys.stderr)
+        code = EXIT_ABORTED
+    raise SystemExit(code)
+
+
+def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         kafka, inputs = resolve_targets(args)
         validator = None
-        lookback = DEFAULT_LOOKBACK
+        lookback, settle = DEFAULT_LOOKBACK, DEFAULT_SETTLE
         if not args.no_validate:
             try:
                 config = config_module.load(args.config)
@@ -394,20 +536,24 @@ def main(argv: list[str] | None = None) -> None:
                 ) from err
             validator = Validator(config)
             lookback = config.request_timeout + config.kafka.produce_timeout + 5
+            settle = config.kafka.produce_timeout + SETTLE_MARGIN
         elif kafka is not None and kafka.topic_format is None:
             raise ReplayError("--no-validate needs --topic-format (or a kafka:/// ?topic=...)")
         invalid_log = None
         if args.output_invalid:
-            invalid_log = FailedEventsLog(Path(input_path(args.output_invalid) or "/dev/stderr"))
-        streams = [sys.stdin if p is None else open(p, encoding="utf-8") for p in inputs]  # noqa: SIM115
-    except (ReplayError, OSError) as err:
+            output = Path(input_path(args.output_invalid) or "/dev/stderr")
+            invalid_log = FailedEventsLog(output, follow_links=output == Path("/dev/stderr"))
+        streams = [open_input(p) for p in inputs]
+    except (ReplayError, OSError, UnicodeError) as err:
         print(f"eventbus-replay: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return EXIT_USAGE
 
     started = time.monotonic()
+    lookup = args.bootstrap_servers.split(",") if args.http and args.bootstrap_servers else None
     replayer = Replayer(
-        kafka, args.http, validator, invalid_log, args.dry_run, lookback, sys.stderr
-    )
+        kafka, args.http, validator, invalid_log, args.dry_run, lookback, sys.stderr,
+        settle=settle, lookup_servers=lookup,
+    )  # fmt: skip
     try:
         counts = replayer.replay(read_errors(streams, replayer.counts))
     finally:
@@ -417,7 +563,12 @@ def main(argv: list[str] | None = None) -> None:
                 stream.close()
     seconds = time.monotonic() - started
     print(counts.line() + (" (dry run)" if args.dry_run else "") + f" in {seconds:.1f}s")
-    raise SystemExit(1 if counts.invalid or counts.failed else 0)
+    if invalid_log is not None and invalid_log.write_errors:
+        raise ReplayAbortedError(
+            f"{invalid_log.write_errors} failed event(s) could not be written to "
+            f"{invalid_log.path}: {invalid_log.last_error}"
+        )
+    return EXIT_FAILED if counts.invalid or counts.failed else EXIT_DONE
 
 
 def resolve_targets(args: argparse.Namespace) -> tuple[KafkaOutput | None, list[str | None]]:
@@ -425,7 +576,7 @@ def resolve_targets(args: argparse.Namespace) -> tuple[KafkaOutput | None, list[
     kafka = None
     if uris and uris[-1].startswith("kafka:"):
         kafka = parse_kafka_uri(uris.pop())
-    if args.bootstrap_servers:
+    if args.bootstrap_servers and not args.http:
         kafka = KafkaOutput(args.bootstrap_servers.split(","), args.topic_format)
     elif args.topic_format:
         raise ReplayError("--topic-format needs --bootstrap-servers")
