@@ -4,7 +4,8 @@ back. The scenario's verify step only reads what was recorded (build/lab/cases.j
 
     lab.py cases [--output build/lab/cases.json] [--version-file build/lab/proof-version]
 
-Cases (after_proof first: the lab as the proof under load left it):
+Cases (after_proof first: the lab as the proof under load left it; then an eqiad lane and a
+codfw lane side by side, then the cases that use both datacenters):
   after_proof      each host's version, release links, pool state; the rebooted hosts' boots
   broken_service   a host whose service cannot start after its restart stops the rolling
                    restart there (left depooled, the others untouched); repooled by hand after
@@ -87,7 +88,8 @@ def broken_service(lab: Lab) -> dict[str, Any]:
     remote.sh(lab, broken, "cp /etc/eventbus/config.yaml /root/config.yaml.good")
     remote.sh(lab, broken, "echo 'port: [' >> /etc/eventbus/config.yaml")  # cannot start
     try:
-        seen["run"] = run(lab, "eventplatform.eventbus.rolling_restart",
+        # eqiad's run (the codfw cases run meanwhile): it stops at its first host
+        seen["run"] = run(lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad",
                           "-e", "runbook_confirm_traffic=false")  # fmt: skip
         seen["started_after"] = started(lab, others)
         seen["conftool"] = remote.confctl_get(lab, broken)
@@ -121,10 +123,13 @@ def under_replicated(lab: Lab) -> dict[str, Any]:
 
 
 def append_event_error(lab: Lab, name: str, raw_event: dict, code: str) -> None:
-    """Append an EventError line to the host's failed-events log, as the service writes it."""
+    """Append an EventError line to the host's failed-events log, as the service writes it,
+    stamped a minute ago (a failure during an outage that is over: replay need not wait for
+    the service's producer to give up on it)."""
     script = (
         "import json; from eventbus.failed_events import event_error; "
-        f"print(json.dumps(event_error({json.dumps(raw_event)!r}, 'from the test', {code!r})))"
+        f"r = event_error({json.dumps(raw_event)!r}, 'from the test', {code!r}); "
+        "r['timestamp'] -= 60; print(json.dumps(r))"
     )
     inner = f"{RELEASE_PYTHON} -c {shlex.quote(script)} >> {FAILED_LOG}"
     remote.sh(lab, name, f"runuser -u eventbus -- sh -c {shlex.quote(inner)}")
@@ -255,7 +260,7 @@ def install_fails(lab: Lab) -> dict[str, Any]:
     seen: dict[str, Any] = {
         "run": run(lab, "eventplatform.eventbus.deploy", "-l", "eqiad",
                    "-e", "eventbus_version=0.0.1.post99", "-e", f"eventbus_source_dir={source}"),
-        "locks_left": remote.run_locks(lab),
+        "locks_left": remote.run_locks(lab, ["eqiad"]),  # its runs' (codfw's lane runs meanwhile)
     }  # fmt: skip
     ended = [line for line in playbooks.log_since(mark) if " END FAIL " in line]
     seen["end_line"] = ended[-1] if ended else ""
@@ -269,8 +274,11 @@ def install_fails(lab: Lab) -> dict[str, Any]:
                                "-e", "eventbus_rollback=true")  # fmt: skip
     finally:
         remote.sh(lab, host, f"if [ -L {previous}.away ]; then mv {previous}.away {previous}; fi")
-    seen["locks_after_rollback"] = remote.run_locks(lab)
+    seen["locks_after_rollback"] = remote.run_locks(lab, ["eqiad"])
     return seen
+
+
+LabCase = tuple[str, Callable[[], dict[str, Any]]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,28 +292,45 @@ def main(argv: list[str] | None = None) -> int:
     except (LabError, OSError) as err:
         print(f"lab cases: {err}", file=sys.stderr)
         return 2
-    cases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-        ("after_proof", lambda: after_proof(lab)),
-        ("broken_service", lambda: broken_service(lab)),
-        ("under_replicated", lambda: under_replicated(lab)),
-        ("replay", lambda: replay(lab)),
-        ("check_mode", lambda: check_mode(lab)),
-        ("operator_depool", lambda: operator_depool(lab)),
-        ("rollback", lambda: rollback(lab, version)),
-        ("canary", lambda: canary(lab)),
-        ("install_fails", lambda: install_fails(lab)),
-    ]
+    # Stages run one after the other; the lanes of a stage side by side (each lane's cases one
+    # after the other): a lane keeps to one datacenter, so lanes never meet. The rollback
+    # comes before the canary (the canary's own rollback changes its host's previous release).
+    stages: list[list[list[LabCase]]] = [
+        [[("after_proof", lambda: after_proof(lab))]],
+        [
+            [("broken_service", lambda: broken_service(lab)),  # eqiad
+             ("install_fails", lambda: install_fails(lab))],
+            [("under_replicated", lambda: under_replicated(lab)),  # codfw
+             ("replay", lambda: replay(lab))],
+        ],
+        [[("check_mode", lambda: check_mode(lab)),  # both datacenters
+          ("operator_depool", lambda: operator_depool(lab)),
+          ("rollback", lambda: rollback(lab, version)),
+          ("canary", lambda: canary(lab))]],
+    ]  # fmt: skip
     seen: dict[str, Any] = {}
-    for name, case in cases:
-        say(f"case {name}")
-        started = time.monotonic()
-        try:
-            seen[name] = case()
-        except Exception as err:  # noqa: BLE001 - recorded; verify says which case broke
-            seen[name] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
-            say(f"case {name} could not complete: {err}")
-        seen[name]["seconds"] = round(time.monotonic() - started, 1)
-        args.output.write_text(json.dumps(seen, indent=2))
+    lock = threading.Lock()
+
+    def lane(cases: list[LabCase]) -> None:
+        for name, case in cases:
+            say(f"case {name}")
+            started = time.monotonic()
+            try:
+                result = case()
+            except Exception as err:  # noqa: BLE001 - recorded; verify says which case broke
+                result = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
+                say(f"case {name} could not complete: {err}")
+            result["seconds"] = round(time.monotonic() - started, 1)
+            with lock:
+                seen[name] = result
+                args.output.write_text(json.dumps(seen, indent=2))
+
+    for stage in stages:
+        threads = [threading.Thread(target=lane, args=(cases,)) for cases in stage]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     return 0
 
 

@@ -73,9 +73,11 @@ def status(lab: Lab) -> int:
 
 def teardown(lab: Lab, purge: bool) -> None:
     preflight()
-    for host in lab.hosts:
+    for host in lab.hosts:  # every host shuts down at once, then each is waited for
         if machines.supervisor_running(host):
             progress(f"{host.short}: powering off")
+            machines.ask_power_off(host)
+    for host in lab.hosts:
         machines.power_off(host)
     network.network_down(lab)
     if purge:

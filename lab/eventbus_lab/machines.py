@@ -124,12 +124,19 @@ def wait_for_ssh(lab: Lab, host: Host, timeout: float = 120) -> str:
     raise LabError(f"{host.short}: no ssh after {timeout:.0f}s; see {host.log}")
 
 
+def ask_power_off(host: Host) -> None:
+    """Start a clean power-off (SIGTERM to systemd-nspawn); :func:`power_off` waits for it."""
+    pid = supervisor_running(host)
+    if pid is not None:
+        run("pkill", "-TERM", "-P", str(pid), "-x", "systemd-nspawn", check=False, quiet=True)
+
+
 def power_off(host: Host, timeout: float = 60) -> None:
     pid = supervisor_running(host)
     if pid is None:
         return
     # SIGTERM to systemd-nspawn powers the container off cleanly; the loop then exits.
-    run("pkill", "-TERM", "-P", str(pid), "-x", "systemd-nspawn", check=False, quiet=True)
+    ask_power_off(host)
     deadline = time.monotonic() + timeout
     while supervisor_running(host) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -107,10 +107,10 @@ def _locks_url(lab: Lab, dc: str, query: str) -> str:
     return f"http://{address}:2379/v2/keys/eventbus-ops/locks?{query}"
 
 
-def run_locks(lab: Lab) -> list[str]:
+def run_locks(lab: Lab, datacenters: list[str] | None = None) -> list[str]:
     """The run locks held in each datacenter's etcd (its conf host), as ``dc:key``."""
     held: list[str] = []
-    for dc in lab.datacenters:
+    for dc in datacenters or lab.datacenters:
         try:
             with urllib.request.urlopen(_locks_url(lab, dc, "recursive=true"), timeout=5) as answer:
                 nodes = [json.load(answer)["node"]]

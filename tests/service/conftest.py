@@ -261,3 +261,45 @@ def wait_for_ids(
 
     wait_until(arrived, timeout, f"{len(ids)} event(s) in {topic}")
     return seen
+
+
+@pytest.fixture(scope="module")
+def faults_cluster(
+    kafka_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaCluster]:
+    """A 3-node KRaft cluster of the requesting module's own (RF 3, min ISR 2, acks=all;
+    followers leave the ISR after 5 s, a dead broker is fenced after 4 s), so that killing and
+    pausing its brokers disturbs no other module: the fault tests' (each file its own, side by
+    side in pytest-xdist workers)."""
+    cluster = KafkaCluster(
+        bundle=kafka_bundle,
+        workdir=tmp_path_factory.mktemp("kafka-faults"),
+        size=3,
+        min_insync_replicas=2,
+        extra_config={
+            "replica.lag.time.max.ms": "5000",
+            # a dead broker is noticed (its leaderships moved) within seconds
+            "broker.session.timeout.ms": "4000",
+            "broker.heartbeat.interval.ms": "500",
+        },
+    )
+    try:
+        cluster.start()
+        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+        admin.create_topics([NewTopic("eqiad.test.event", 1, 3)])
+        admin.close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def healthy(faults_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
+    """The module's fault cluster with every node running (and none paused) before and after."""
+    cluster = faults_cluster
+    cluster.ensure_all_running()
+    yield cluster
+    for node_id, node in cluster.nodes.items():
+        if node.running:
+            cluster.resume_node(node_id)
+    cluster.ensure_all_running()

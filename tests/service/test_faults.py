@@ -2,28 +2,24 @@
 duplicated: nothing a client was told is in Kafka (201) may be missing, every event told 503
 is in the failed-events log, and replay puts each of those in Kafka once.
 
-A 3-node KRaft cluster of this module's own (RF 3, min ISR 2, acks=all; followers leave the
-ISR after 5 s, a dead broker is fenced after 4 s), so that killing and pausing brokers
-disturbs no other test.
+A 3-node KRaft cluster of this module's own (conftest.py's faults_cluster), so that killing
+and pausing brokers disturbs no other test; Kafka down altogether: test_faults_kafka_down.py
+(a file of its own, with a cluster of its own: the two run side by side).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from tests.harness._net import free_port, wait_until
 from tests.harness.kafka import KafkaCluster
@@ -36,54 +32,7 @@ from tests.service.conftest import (
     start_service,
     stop_service,
 )
-
-TOPIC = "eqiad.test.event"
-
-
-@pytest.fixture(scope="module")
-def cluster(kafka_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    cluster = KafkaCluster(
-        bundle=kafka_bundle,
-        workdir=tmp_path_factory.mktemp("kafka-faults"),
-        size=3,
-        min_insync_replicas=2,
-        extra_config={
-            "replica.lag.time.max.ms": "5000",
-            # a dead broker is noticed (its leaderships moved) within seconds
-            "broker.session.timeout.ms": "4000",
-            "broker.heartbeat.interval.ms": "500",
-        },
-    )
-    try:
-        cluster.start()
-        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
-        admin.create_topics([NewTopic(TOPIC, 1, 3)])
-        admin.close()
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def healthy(cluster: KafkaCluster) -> Iterator[KafkaCluster]:
-    """The module's cluster with every node running (and none paused) before and after."""
-    cluster.ensure_all_running()
-    yield cluster
-    for node_id, node in cluster.nodes.items():
-        if node.running:
-            cluster.resume_node(node_id)
-    cluster.ensure_all_running()
-
-
-def launch(
-    cluster: KafkaCluster, tmp: Path, kafka: dict[str, object] | None = None, **overrides: object
-) -> Service:
-    """A service of its own on the cluster; ``kafka`` adds to (or changes) its kafka settings."""
-    port = free_port()
-    settings = {"bootstrap_servers": cluster.bootstrap_servers.split(","), "produce_timeout": 20,
-                **(kafka or {})}  # fmt: skip
-    config = service_config(tmp, cluster.bootstrap_servers, port, kafka=settings, **overrides)
-    return start_service(tmp, config, port)
+from tests.service.faults import TOPIC, health_answers, launch, logged_ids, replay
 
 
 @pytest.fixture
@@ -91,22 +40,6 @@ def service(healthy: KafkaCluster, tmp_path: Path) -> Iterator[Service]:
     svc = launch(healthy, tmp_path, request_timeout=5, num_processes=2)
     yield svc
     stop_service(svc)
-
-
-def replay(service: Service, cluster: KafkaCluster) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventbus.replay", "--config", str(service.config_path),
-         "--input", str(service.failed_log), "--bootstrap-servers", cluster.bootstrap_servers],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def logged_ids(service: Service, code: str = "produce") -> set[str]:
-    return {
-        json.loads(r["event"]["rawEvent"])["meta"]["id"]
-        for r in service.failed_records()
-        if r["event"]["code"] == code
-    }
 
 
 def test_sigkill_the_partition_leader_under_load(service: Service, healthy: KafkaCluster) -> None:
@@ -124,16 +57,6 @@ def test_sigkill_the_partition_leader_under_load(service: Service, healthy: Kafk
     assert [f for f in load.load.failures if f["error"] != "HTTP 503"] == []
     # Two brokers serve: the load balancer keeps the host (CI9 saw a pool emptied).
     assert set(checks) == {200}, checks
-
-
-def health_answers(svc: Service, seconds: float) -> list[int]:
-    """/healthz's status every 0.5 s for ``seconds``."""
-    answers = []
-    until = time.monotonic() + seconds
-    while time.monotonic() < until:
-        answers.append(svc.request("GET", "/healthz").status)
-        time.sleep(0.5)
-    return answers
 
 
 def test_a_paused_follower_then_replay_puts_every_event_in_once(
@@ -162,54 +85,6 @@ def test_a_paused_follower_then_replay_puts_every_event_in_once(
         assert seen.lost == []
         for event_id in [*load.load.acknowledged, *load.load.refused]:
             assert ids[event_id] == 1, event_id  # once: not lost, not produced twice
-    finally:
-        stop_service(svc)
-
-
-def test_kafka_down_longer_than_the_topic_trust_window(
-    healthy: KafkaCluster, tmp_path: Path
-) -> None:
-    svc = launch(healthy, tmp_path, {"produce_timeout": 2, "topic_trust_seconds": 1},
-                 request_timeout=4)  # fmt: skip
-    try:
-        assert svc.post(make_event()).status == 201
-        for node_id in healthy.nodes:
-            healthy.stop_node(node_id, timeout=30)
-        time.sleep(2)  # the topic list is older than its trust window now
-        event, hasty = make_event(), make_event()
-        response = svc.post(event)
-        assert response.status == 503, response.body
-        assert svc.post(hasty, "?hasty=true").status == 202
-        wait_until(lambda: hasty["meta"]["id"] in logged_ids(svc), 20, "the hasty event logged")
-        assert event["meta"]["id"] in logged_ids(svc)
-        assert svc.request("GET", "/healthz").status == 503
-        assert "Traceback" not in svc.log()
-    finally:
-        stop_service(svc)
-
-
-def test_a_worker_started_while_kafka_is_down(healthy: KafkaCluster, tmp_path: Path) -> None:
-    for node_id in healthy.nodes:
-        healthy.stop_node(node_id, timeout=30)
-    kafka = {"bootstrap_servers": healthy.bootstrap_servers.split(","), "produce_timeout": 2}
-    port = free_port()
-    config = service_config(tmp_path, "", port, kafka=kafka, request_timeout=4)
-    svc = start_service(tmp_path, config, port)
-    try:
-        event = make_event()
-        response = svc.post(event)
-        assert response.status == 503, response.body
-        assert event["meta"]["id"] in logged_ids(svc)
-        healthy.ensure_all_running()
-        wait_until(lambda: svc.request("GET", "/healthz").status == 200, 60, "healthy again")
-        assert svc.post(make_event()).status == 201
-        log = svc.log()
-        assert "Traceback" not in log
-        # librdkafka said the brokers were away, but not as the service's error: the
-        # runbook's log check (after a host's reboot, Kafka may come up after the service)
-        # reads " ERROR (...) eventbus...: " lines as the service failing
-        assert re.search(r" WARNING \([^)]*\) eventbus\.kafka: .*Connect to", log), log[-2000:]
-        assert not re.search(r" (ERROR|CRITICAL) \([^)]*\) eventbus", log), log[-2000:]
     finally:
         stop_service(svc)
 
@@ -343,50 +218,5 @@ def test_hasty_over_its_cap_is_handled_as_a_guaranteed_request(
         finally:
             healthy.resume_node(leader)
         assert over.status == 503  # not 202: the cap makes it wait for Kafka, which cannot
-    finally:
-        stop_service(svc)
-
-
-def test_one_broker_down_the_topic_list_and_the_health_check_hold(
-    healthy: KafkaCluster, tmp_path: Path
-) -> None:
-    """With any one broker of three stopped in turn, the topic list is refreshed through the
-    brokers left: requests are accepted and the health check stays up. In the lab (CI8) a
-    refresh through kafka-python's admin client failed while a broker restarted (503s for
-    0.3 s of traffic) or was stopped (the load balancer saw the host down); this clean stop on
-    one machine does not reproduce that, it guards the behaviour."""
-    svc = launch(healthy, tmp_path, {"produce_timeout": 10, "topic_trust_seconds": 1},
-                 request_timeout=15)  # fmt: skip
-    try:
-        assert svc.post(make_event()).status == 201
-        for node_id in list(healthy.nodes):  # whichever broker a client stays on
-            healthy.stop_node(node_id, timeout=30)
-            for _round in range(2):
-                time.sleep(2.2)  # older than the trust window, and than /healthz's 2 s
-                assert svc.request("GET", "/healthz").status == 200, f"broker {node_id} down"
-                response = svc.post(make_event())
-                assert response.status == 201, (node_id, response.body)
-            healthy.ensure_all_running()
-        assert "Traceback" not in svc.log()
-    finally:
-        stop_service(svc)
-
-
-def test_a_broker_sigkilled_the_health_check_holds(healthy: KafkaCluster, tmp_path: Path) -> None:
-    """Each broker of three SIGKILLed in turn, no traffic (the check lists the topics itself):
-    the topic list's client fails over to a broker left, and /healthz answers 200 all along.
-    The lab saw the check fail while a broker restarted (CI9, CI10: an emptied pool); on one
-    machine this passes without the retry too (kafka-python moved on by itself here), so it
-    guards the behaviour; the module's twin (test_kafka_modules) did reproduce its failure."""
-    svc = launch(healthy, tmp_path, {"produce_timeout": 10, "topic_trust_seconds": 1})
-    try:
-        assert svc.post(make_event()).status == 201
-        for node_id in list(healthy.nodes):  # whichever broker the client stays on
-            assert svc.request("GET", "/healthz").status == 200
-            healthy.kill_node(node_id)
-            answers = health_answers(svc, seconds=6)
-            assert set(answers) == {200}, (node_id, answers)
-            healthy.ensure_all_running()
-        assert "Traceback" not in svc.log()
     finally:
         stop_service(svc)

@@ -278,3 +278,56 @@ def test_a_client_gone_mid_body_is_one_log_line(eventbus: Service) -> None:
     time.sleep(1)
     assert_clean(eventbus)
     assert eventbus.post(make_event()).status == 201
+
+
+# -- the failed-events log stays bounded (issue 22, item 4) -----------------------------------
+def log_growth(service: Service, send: object) -> int:
+    """Bytes the failed-events log grew by while ``send()`` ran."""
+    before = service.failed_log.stat().st_size if service.failed_log.exists() else 0
+    send()  # type: ignore[operator]
+    return service.failed_log.stat().st_size - before
+
+
+def unwritable(levels: int) -> str:
+    """An element nested ``levels`` deep, as JSON text: it parses, but neither orjson nor the
+    standard library can write it back (both stop short of 1000 levels)."""
+    return "{" + '"a":{' * levels + "}" * levels + "}"
+
+
+def test_elements_that_cannot_be_written_log_the_body_once(eventbus: Service) -> None:
+    """50 such elements in one body logged the whole body 50 times (a 100 KB body wrote 5 MB):
+    now the body is in one record and the other elements refer to it."""
+    body = ("[" + ",".join(unwritable(1000) for _element in range(50)) + "]").encode()
+    assert len(body) < MAX_BODY
+    growth = log_growth(eventbus, lambda: post_raw(eventbus, body))
+    assert growth < len(body) * 1.2 + 50 * 1200, growth  # the body once, a line per element
+    assert_clean(eventbus)
+
+
+def test_a_refusal_quoting_a_huge_value_logs_it_once(eventbus: Service) -> None:
+    event = make_event(count="9" * 50_000)  # count is an integer: the message quotes the value
+    growth = log_growth(eventbus, lambda: eventbus.post(event))
+    assert 50_000 < growth < 50_000 + 5_000, growth  # in rawEvent, not in the message too
+    (line,) = lines_mentioning(eventbus, event["meta"]["id"])
+    assert len(line["event"]["message"]) < 2_100
+
+
+def test_a_wrong_content_type_keeps_its_events_in_the_log(eventbus: Service) -> None:
+    event = make_event()
+    body = json.dumps(event).encode()
+    response = post_raw(eventbus, body, **{"Content-Type": "text/plain"})
+    assert response.status == 415
+    (line,) = lines_mentioning(eventbus, event["meta"]["id"])
+    assert json.loads(line["event"]["rawEvent"]) == event  # replay can take it from there
+    assert "content type 'text/plain' refused" in line["event"]["message"]
+
+
+def test_a_body_over_the_limit_gets_a_bounded_line(eventbus: Service) -> None:
+    marker = f"oversized-{time.time_ns()}"
+    body = json.dumps([make_event(test=marker)] * 2 + ["x" * MAX_BODY]).encode()
+    growth = log_growth(eventbus, lambda: post_raw(eventbus, body))
+    assert eventbus.failed_records()[-1]["event"]["message"].startswith(
+        f"request body refused: larger than the limit of {MAX_BODY} bytes"
+    )
+    assert growth < 2_000  # the body was not read: its size only
+    assert_clean(eventbus)

@@ -31,7 +31,7 @@ from eventbus import config as config_module
 from eventbus import metrics, openapi
 from eventbus.config import Config
 from eventbus.failed_events import FailedEventsLog, event_error
-from eventbus.intake import Intake
+from eventbus.intake import Intake, text_of
 from eventbus.producer import EventProducer
 from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 
@@ -129,6 +129,12 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[INTAKE].config.max_body_bytes
+        # a line for it (bounded: the body was not read, only its size is known)
+        size = request.content_length
+        request.app[INTAKE].failed.write([event_error(
+            "", f"request body refused: larger than the limit of {limit} bytes"
+            + (f" (Content-Length {size})" if size is not None else ""), "parse",
+        )])  # fmt: skip
         return problem(413, f"the body is larger than the limit of {limit} bytes")
     except web.HTTPException as err:
         if err.status >= 400 and err.content_type != "application/json":
@@ -171,6 +177,13 @@ async def read_body(request: web.Request, timeout: float) -> bytes:
 async def post_events(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     if request.content_type != "application/json":
+        # the events are kept (the body is JSON more often than not, and replay reads it)
+        message = f"content type {request.content_type!r} refused: send events as application/json"
+        try:
+            body = await read_body(request, intake.config.body_timeout)
+        except (BodyError, web.HTTPRequestEntityTooLarge):
+            body = b""
+        intake.failed.write([event_error(text_of(body), message, "parse")])
         return problem(415, "send events as application/json")
     try:
         body = await read_body(request, intake.config.body_timeout)

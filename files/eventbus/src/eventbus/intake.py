@@ -81,8 +81,20 @@ def error_kind(error: Exception) -> str:
     return "unexpected"
 
 
-def _text(raw: bytes) -> str:
+def text_of(raw: bytes) -> str:
+    """A body or an event as the failed-events log's rawEvent (text)."""
     return raw.decode("utf-8", "replace")
+
+
+# A failure's message in the failed-events log: a validation error can quote the value it
+# refused (a megabyte string), which the record's rawEvent already holds.
+MAX_MESSAGE_CHARS = 2000
+
+
+def bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS] + f"... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
 
 
 class Intake:
@@ -129,7 +141,7 @@ class Intake:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as err:
             message = f"malformed JSON: {err}"
-            self.failed.write([event_error(_text(body), message, "parse")])
+            self.failed.write([event_error(text_of(body), message, "parse")])
             return self._done(IntakeResult(400, [Outcome(0, None, INVALID, message)]))
         count = len(parsed) if isinstance(parsed, list) else 1
         if count == 0:
@@ -138,12 +150,13 @@ class Intake:
             )
         if count > config.max_events_per_request:
             message = f"more than {config.max_events_per_request} events in one request"
-            self.failed.write([event_error(_text(body), message, "validation")])
+            self.failed.write([event_error(text_of(body), message, "validation")])
             return self._done(IntakeResult(413, [Outcome(0, None, INVALID, message)]))
 
         outcomes: list[Outcome] = []
         valid: list[ValidEvent] = []
         failures: list[dict[str, Any]] = []
+        body_logged_at: int | None = None  # the element whose record holds the whole body
         for index, event, raw in self._events(body, parsed):
             try:
                 if raw is None:
@@ -154,10 +167,22 @@ class Intake:
                     Outcome(index, event_id(event), INVALID, str(err), too_large=err.too_large)
                 )
                 schema = event.get("$schema", "") if isinstance(event, dict) else ""
-                logged = _text(raw) if raw is not None else _text(body)
+                message = bounded(str(err))
+                if raw is not None:
+                    logged = text_of(raw)
+                elif body_logged_at is None:
+                    # an element that cannot be written alone: the whole body, once per
+                    # request (it holds every element; logging it per element multiplied it)
+                    logged, body_logged_at = text_of(body), index
+                    message += f" (the record holds the whole request body; element {index})"
+                else:
+                    logged = ""
+                    message += (
+                        f" (element {index}; the body is in element {body_logged_at}'s record)"
+                    )
                 failures.append(
                     event_error(
-                        logged, str(err), "validation", schema if isinstance(schema, str) else ""
+                        logged, message, "validation", schema if isinstance(schema, str) else ""
                     )
                 )
 
@@ -230,7 +255,7 @@ class Intake:
 
     @staticmethod
     def _failure(item: ValidEvent, message: str) -> dict[str, Any]:
-        return event_error(_text(item.value), message, "produce", item.schema)
+        return event_error(text_of(item.value), message, "produce", item.schema)
 
     async def _produce_all(
         self, valid: list[ValidEvent], deadline: float
@@ -251,7 +276,9 @@ class Intake:
             if isinstance(result, UnknownTopicError):
                 message = f"topic {item.topic} does not exist in Kafka"
                 outcomes.append(Outcome(item.index, item.id, INVALID, message, item.topic))
-                failures.append(event_error(_text(item.value), message, "validation", item.schema))
+                failures.append(
+                    event_error(text_of(item.value), message, "validation", item.schema)
+                )
                 continue
             if not isinstance(result, KafkaUnavailableError):
                 log.error("unexpected produce failure for %s: %r", item.topic, result)
