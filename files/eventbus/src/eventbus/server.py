@@ -154,11 +154,11 @@ async def serve(config: Config, path: Path, sock: socket.socket) -> None:
         keepalive_timeout=config.idle_timeout,
         shutdown_timeout=config.shutdown_timeout,
     )
-    await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before anything starts that a stop ends
         loop.add_signal_handler(signum, stop.set)
+    await runner.setup()
     try:
         site = CappedSockSite(runner, sock, config.max_connections)
         await site.start()
