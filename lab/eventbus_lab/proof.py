@@ -16,8 +16,8 @@
 5. Print the report (events sent, acknowledged, found in Kafka, lost, failed requests; each
    playbook's exit code, duration and per-host step times) and write it as JSON (--report).
 
-Exits 3 when a playbook failed, a request failed, or an acknowledged event is lost; 2 when
-the lab could not be brought up or read (one line says why).
+Exits 3 when a playbook failed, a request failed, or an acknowledged event is lost or in Kafka
+twice; 2 when the lab could not be brought up or read (one line says why).
 Needs root (the lab) and the controller environment (make venv).
 """
 
@@ -313,9 +313,11 @@ def run(argv: list[str] | None) -> int:
         }
     args.report.write_text(json.dumps(report, indent=2))
     print_report(report)
-    lost = sum(len(d["lost"]) for d in report["datacenters"].values())
-    failed = sum(len(d["failed_requests"]) for d in report["datacenters"].values())
-    return 3 if lost or failed or any(run["exit"] for run in runs) else 0
+    wrong = sum(
+        len(d["lost"]) + len(d["duplicated"]) + len(d["failed_requests"])
+        for d in report["datacenters"].values()
+    )
+    return 3 if wrong or any(run["exit"] for run in runs) else 0
 
 
 KILLED: dict[str, Any] = {}

@@ -1,7 +1,9 @@
 """Every Kafka cluster has an odd number of KRaft voters, at least three: the production
 inventory renders three per datacenter (without reaching any host: the kafka role's
 pre-flight only asserts), and the role refuses a cluster of two or four voters before it
-touches anything, naming the cluster and its voters."""
+touches anything, naming the cluster and its voters. The replication defaults follow the
+broker count (three or more brokers: an acknowledged write on two replicas), and settings no
+cluster can honour are refused."""
 
 from __future__ import annotations
 
@@ -27,9 +29,12 @@ PREFLIGHT = """
         name: eventplatform.eventbus.kafka
         tasks_from: preflight
         public: true
-    - name: The quorum voters server.properties gets
+    - name: The quorum voters and replication settings server.properties gets
       ansible.builtin.debug:
-        msg: "{{ __kafka_quorum_voters }}"
+        msg:
+          voters: "{{ __kafka_quorum_voters }}"
+          replication_factor: "{{ kafka_default_replication_factor | int }}"
+          min_insync_replicas: "{{ kafka_min_insync_replicas | int }}"
 """
 
 
@@ -58,7 +63,7 @@ def preflight(inventory: Path, tmp_path: Path) -> tuple[subprocess.CompletedProc
 def test_the_production_inventory_gives_each_cluster_three_voters(tmp_path: Path) -> None:
     proc, results = preflight(REPO_ROOT / "inventories" / "production", tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    voters = {host: result["msg"].strip() for host, result in results.items()}
+    voters = {host: result["msg"]["voters"].strip() for host, result in results.items()}
     eqiad = ",".join(
         f"{n}@{h}.eqiad.wmnet:9093"
         for n, h in ((1001, "kafka1001"), (1002, "kafka1002"), (1000, "conf1001"))
@@ -75,13 +80,27 @@ def test_the_production_inventory_gives_each_cluster_three_voters(tmp_path: Path
         "kafka2002.codfw.wmnet": codfw,
         "conf2001.codfw.wmnet": codfw,
     }
+    # two brokers per datacenter (the conf hosts are controllers only): 2 replicas, 1 in sync
+    assert {
+        (r["msg"]["replication_factor"], r["msg"]["min_insync_replicas"]) for r in results.values()
+    } == {(2, 1)}
 
 
-def small_inventory(tmp_path: Path, voters: int) -> Path:
-    hosts = {f"kafka100{i}.eqiad.wmnet": {"kafka_node_id": 1000 + i} for i in range(1, voters + 1)}
+def small_inventory(
+    tmp_path: Path, voters: int, controllers_only: int = 0, **cluster_vars: object
+) -> Path:
+    hosts: dict[str, dict] = {
+        f"kafka100{i}.eqiad.wmnet": {"kafka_node_id": 1000 + i} for i in range(1, voters + 1)
+    }
+    for name in list(hosts)[voters - controllers_only :]:
+        hosts[name]["kafka_process_roles"] = "controller"
     inventory = {
         "all": {
-            "vars": {"kafka_cluster_id": "8WsBngqSQ7iQixOUXlr4HA", "kafka_cluster_group": "eqiad"},
+            "vars": {
+                "kafka_cluster_id": "8WsBngqSQ7iQixOUXlr4HA",
+                "kafka_cluster_group": "eqiad",
+                **cluster_vars,
+            },
             "children": {"eqiad": {"hosts": hosts}, "codfw": {"hosts": {}}},
         }
     }
@@ -103,3 +122,44 @@ def test_the_role_refuses_a_quorum_that_cannot_lose_a_voter(tmp_path: Path, vote
 def test_three_voters_pass(tmp_path: Path) -> None:
     proc, _results = preflight(small_inventory(tmp_path, 3), tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("voters", "controllers_only", "expected"),
+    [(3, 1, (2, 1)), (3, 0, (3, 2)), (5, 0, (3, 2)), (5, 2, (3, 2))],
+)
+def test_replication_defaults_follow_the_broker_count(
+    tmp_path: Path, voters: int, controllers_only: int, expected: tuple[int, int]
+) -> None:
+    proc, results = preflight(small_inventory(tmp_path, voters, controllers_only), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {
+        (r["msg"]["replication_factor"], r["msg"]["min_insync_replicas"]) for r in results.values()
+    } == {expected}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"kafka_default_replication_factor": 3},  # two brokers cannot hold three replicas
+        {"kafka_min_insync_replicas": 3},  # above the replication factor: no write succeeds
+        {"kafka_default_replication_factor": 0},
+        {"kafka_min_insync_replicas": 0},
+    ],
+)
+def test_the_role_refuses_replication_the_cluster_cannot_honour(
+    tmp_path: Path, settings: dict[str, int]
+) -> None:
+    proc, results = preflight(small_inventory(tmp_path, 3, 1, **settings), tmp_path)
+    assert proc.returncode != 0
+    message = results["kafka1001.eqiad.wmnet"]["msg"]
+    assert "cluster eqiad has 2 broker(s) (kafka1001.eqiad.wmnet, kafka1002.eqiad.wmnet)" in message
+    assert "Nothing was changed" in message
+
+
+def test_two_brokers_may_refuse_writes_while_one_is_down(tmp_path: Path) -> None:
+    """min.insync.replicas equal to the replication factor is an operator's documented choice."""
+    inventory = small_inventory(tmp_path, 3, 1, kafka_min_insync_replicas=2)
+    proc, results = preflight(inventory, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert results["kafka1001.eqiad.wmnet"]["msg"]["min_insync_replicas"] == 2

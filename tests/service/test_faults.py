@@ -53,6 +53,8 @@ def test_sigkill_the_partition_leader_under_load(service: Service, healthy: Kafk
     seen = accounting(load.load, consume_ids(healthy, TOPIC))
     assert seen.acknowledged > 100
     assert seen.lost == []  # acks=all, min ISR 2: every 201 survives the leader's death
+    # the idempotent producer's retries to the new leader are not written twice
+    assert seen.duplicated == []
     assert set(load.load.refused) <= logged_ids(service)  # every 503 is logged for replay
     assert [f for f in load.load.failures if f["error"] != "HTTP 503"] == []
     # Two brokers serve: the load balancer keeps the host (CI9 saw a pool emptied).
@@ -173,6 +175,7 @@ def test_sigkill_a_worker_under_load(service: Service, healthy: KafkaCluster) ->
         time.sleep(6)
     seen = accounting(load.load, consume_ids(healthy, TOPIC))
     assert seen.lost == []
+    assert seen.duplicated == []
     assert seen.acknowledged > 400
     # the killed worker's connections fail; the supervisor starts another, the rest serve
     wait_until(lambda: service.request("GET", "/healthz").status == 200, 30, "healthy")

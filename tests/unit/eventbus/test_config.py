@@ -54,6 +54,12 @@ def test_a_good_config_gets_defaults(good: dict) -> None:
         (["num_processes"], 0, "config key num_processes:"),
         (["num_processes"], True, "config key num_processes:"),
         (["bogus"], 1, "config key bogus: unknown"),
+        (["max_in_flight_body_bytes"], 1000, "config key max_in_flight_body_bytes: 1000 is less"),
+        (["kafka", "queue_max_bytes"], 1000, "config key kafka.queue_max_bytes: 1000 is less"),
+        (["hasty_max_in_flight_bytes"], 0, "config key hasty_max_in_flight_bytes:"),
+        (["test_event_allowed_from"], "10.0.0.0/8", "config key test_event_allowed_from: must"),
+        (["test_event_allowed_from"], ["10.0.0.0/33"], "config key test_event_allowed_from: '10"),
+        (["test_event_allowed_from"], [10], "config key test_event_allowed_from: must"),
     ],
 )
 def test_bad_values_name_the_key(good: dict, path: list[str], value: object, message: str) -> None:
@@ -65,6 +71,17 @@ def test_bad_values_name_the_key(good: dict, path: list[str], value: object, mes
     with pytest.raises(config.ConfigError) as err:
         config.parse(data)
     assert str(err.value).startswith(message)
+
+
+def test_memory_budgets_and_allowed_networks(good: dict) -> None:
+    parsed = config.parse(good)
+    assert parsed.max_in_flight_body_bytes == 32 * 1024 * 1024 >= parsed.max_body_bytes
+    assert parsed.hasty_max_in_flight_bytes == 16 * 1024 * 1024
+    assert parsed.kafka.queue_max_bytes == 64 * 1024 * 1024
+    assert parsed.test_event_allowed_from == ()
+    good["test_event_allowed_from"] = ["10.64.0.0/12", "2620:0:861::1", "10.1.2.3/8"]
+    networks = config.parse(good).test_event_allowed_from
+    assert [str(n) for n in networks] == ["10.64.0.0/12", "2620:0:861::1/128", "10.0.0.0/8"]
 
 
 @pytest.mark.parametrize(

@@ -45,10 +45,27 @@ def test_settings_become_librdkafka_names() -> None:
     assert config["ssl.endpoint.identification.algorithm"] == "none"
     assert config["message.timeout.ms"] == 7500
     assert config["request.timeout.ms"] == 7500
-    assert config["enable.idempotence"] is False
+    assert config["enable.idempotence"] is True  # a retried batch is never written twice
     confluent_kafka.Producer(
         {**config, "ssl.ca.location": "probe"} | {"security.protocol": "plaintext"}
     ).flush(0)  # librdkafka itself takes every name
+
+
+@pytest.mark.parametrize(
+    ("acks", "idempotent"), [("all", True), (-1, True), (1, False), (0, False)]
+)
+def test_idempotence_follows_acks(acks: object, idempotent: bool) -> None:
+    """librdkafka refuses idempotence with acks 0 or 1 (allowed only by kafka.allow_weak_acks)."""
+    config = librdkafka_config(KafkaSettings(["k:9092"], producer={"acks": acks}))
+    assert config["enable.idempotence"] is idempotent
+    confluent_kafka.Producer(config).flush(0)  # librdkafka takes the combination
+
+
+def test_the_queue_holds_the_configured_bytes() -> None:
+    """librdkafka's own default is 1 GiB per producer: the worker's budget replaces it."""
+    assert librdkafka_config(KafkaSettings(["k:9092"]))["queue.buffering.max.kbytes"] == 65536
+    odd = KafkaSettings(["k:9092"], queue_max_bytes=1_500_000)
+    assert librdkafka_config(odd)["queue.buffering.max.kbytes"] == 1465  # rounded up
 
 
 def test_linger_defaults_to_one_millisecond() -> None:

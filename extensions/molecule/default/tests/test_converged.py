@@ -1,17 +1,20 @@
 """What a converged lab must be: services active and enabled, ports listening, every host
 pooled (eqiad read with the real confctl, codfw from HAProxy's runtime API), an event posted
 to each datacenter's service address answered 201 and consumed from <dc>.test.event, each
-host's events in its own datacenter, three KRaft voters per cluster, and every topic's
-partitions fully in sync."""
+host's events in its own datacenter, three KRaft voters per cluster, every topic's
+partitions fully in sync; and closed doors: the test event for its host only, no Prometheus
+lifecycle API, units sandboxed at least as Debian's prometheus.service, a memory ceiling."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 from conftest import Lab, datacenter  # extensions/molecule/conftest.py
 
@@ -151,3 +154,67 @@ def test_the_jmx_exporter_serves_the_broker_metrics_the_alerts_read(lab: Lab, dc
     ):
         assert re.search(rf"^{name}(\{{| )", text, re.M), name
     assert re.search(r"^kafka_server_replicamanager_underreplicatedpartitions 0\.0$", text, re.M)
+
+
+# -- exposure and sandboxes (issue 22) ----------------------------------------------------
+def status_of(url: str, method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_the_test_event_answers_its_host_only(lab: Lab, eventbus_host: str) -> None:
+    """It produces to Kafka: the controller (like any client) is refused, the host (where
+    the runbook sends it from) is answered once Kafka has the event."""
+    url = f"http://{lab.address(eventbus_host)}:8085/v1/_test/events"
+    assert status_of(url) == 403
+    on_host = lab.host(eventbus_host).run(
+        f"python3 -c \"import urllib.request; print(urllib.request.urlopen('{url}').status)\""
+    )
+    assert on_host.stdout.strip() == "201", on_host.stderr
+
+
+def test_prometheus_has_no_lifecycle_api(lab: Lab, dc: str) -> None:
+    prometheus = f"http://{lab.address(lab.loadbalancer(dc))}:9090"
+    assert status_of(f"{prometheus}/-/quit", "POST") == 403  # "Lifecycle API is not enabled"
+    assert status_of(f"{prometheus}/-/ready") == 200  # and it still runs
+
+
+def exposure(node: Any, unit: str) -> float:
+    """systemd-analyze security's overall exposure of a unit (0 safest, 10 least safe)."""
+    text = node.check_output(f"systemd-analyze security --no-pager {unit}")
+    found = re.search(rf"Overall exposure level for {re.escape(unit)}: ([\d.]+)", text)
+    assert found, text[-500:]
+    return float(found.group(1))
+
+
+def test_the_units_are_sandboxed_at_least_as_debian_sandboxes_prometheus(lab: Lab) -> None:
+    """Debian's prometheus.service (NoNewPrivileges, ProtectSystem, ProtectHome, PrivateTmp,
+    PrivateDevices, an empty CapabilityBoundingSet, ...) is the baseline; docs/security.md
+    records each unit's score."""
+    baseline = exposure(lab.host(lab.loadbalancer("eqiad")), "prometheus.service")
+    scores = {
+        "eventbus.service": exposure(lab.host(lab.broker("eqiad")), "eventbus.service"),
+        "kafka.service": exposure(lab.host(lab.broker("eqiad")), "kafka.service"),
+        "eventbus-pool-agent.service": exposure(
+            lab.host(lab.loadbalancer("eqiad")), "eventbus-pool-agent.service"
+        ),
+    }
+    print(f"systemd-analyze security: prometheus.service {baseline}, {scores}")
+    assert {unit: score for unit, score in scores.items() if score > baseline} == {}
+    conf = lab.host(lab.loadbalancer("eqiad"))
+    agent = conf.check_output("systemctl show -P MainPID eventbus-pool-agent")
+    assert int(agent) > 0
+    assert int(conf.check_output(f"ps -o uid= -p {agent}")) != 0  # the pool agent is not root
+
+
+def test_the_service_has_a_memory_ceiling(lab: Lab, eventbus_host: str) -> None:
+    node = lab.host(eventbus_host)
+    limit = int(node.check_output("systemctl show -P MemoryMax eventbus"))
+    config = node.check_output("cat /etc/eventbus/config.yaml")
+    found = re.search(r"^num_processes: (\d+)$", config, re.MULTILINE)
+    assert found, config
+    workers = int(found.group(1))
+    assert limit == (256 + 512 * workers) * 1024 * 1024

@@ -6,6 +6,7 @@ A bad file stops the start with a ConfigError whose message names the offending 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,8 @@ import yaml
 
 DEFAULT_PATH = Path("/etc/eventbus/config.yaml")
 # Producer settings, named as Kafka's Java client names them (producer.py hands them to
-# librdkafka), with their types. The request timeout is kafka.produce_timeout; idempotence
-# stays off (see producer.py).
+# librdkafka), with their types. The request timeout is kafka.produce_timeout; the producer
+# is idempotent with acks=all (see producer.py).
 PRODUCER_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "acks": (str, int),
     "linger_ms": int,
@@ -37,6 +38,9 @@ SECURITY_SETTINGS: dict[str, type] = {
     "sasl_plain_username": str,
     "sasl_plain_password": str,
 }
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -76,6 +80,9 @@ class KafkaSettings:
     message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
     # seconds a topic seen in Kafka's topic list is trusted without asking again
     topic_trust_seconds: float = 300.0
+    # the bytes librdkafka may hold for Kafka per worker (its own default is 1 GiB); once
+    # full, a request waits for room until its deadline
+    queue_max_bytes: int = 64 * 1024 * 1024
 
     @property
     def max_request_size(self) -> int:
@@ -108,9 +115,18 @@ class Config:
     idle_timeout: float = 15.0
     max_connections: int = 1024
     # hasty=true requests: events validated and answered 202 but not yet acknowledged by
-    # Kafka; over this many, a hasty request is handled as a guaranteed one (201 or 503)
+    # Kafka; over this many events or bytes (their values), a hasty request is handled as
+    # a guaranteed one (201 or 503)
     hasty_max_in_flight: int = 10_000
+    hasty_max_in_flight_bytes: int = 16 * 1024 * 1024
+    # per worker, the bodies being read and handled at once (Content-Length, or
+    # max_body_bytes when the size is unknown); a request over it is answered 503 with
+    # Retry-After before its body is read, so that many large bodies cannot exhaust memory
+    max_in_flight_body_bytes: int = 32 * 1024 * 1024
     test_event: dict[str, Any] | None = None
+    # /v1/_test/events produces to Kafka: it answers clients on this host (the runbook sends
+    # it from there) and on these networks only, 403 to anyone else
+    test_event_allowed_from: tuple[IPNetwork, ...] = ()
     # the load balancer's server timeout in front of the service (seconds), when it has one:
     # --check-config makes sure a request is answered before it (body_timeout + request_timeout)
     load_balancer_timeout: float | None = None
@@ -217,6 +233,7 @@ def _kafka(data: Any) -> KafkaSettings:
         "produce_timeout",
         "message_max_bytes",
         "topic_trust_seconds",
+        "queue_max_bytes",
         "allow_weak_acks",
     }
     if unknown:
@@ -225,7 +242,8 @@ def _kafka(data: Any) -> KafkaSettings:
     timeout = _positive(prefixed, "kafka.produce_timeout", 15.0, float)
     message_max = _positive(prefixed, "kafka.message_max_bytes", DEFAULT_MESSAGE_MAX_BYTES)
     trust = _positive(prefixed, "kafka.topic_trust_seconds", 300.0, float)
-    return KafkaSettings(servers, producer, security, timeout, message_max, trust)
+    queue_max = _positive(prefixed, "kafka.queue_max_bytes", 64 * 1024 * 1024)
+    return KafkaSettings(servers, producer, security, timeout, message_max, trust, queue_max)
 
 
 def _streams(data: Any) -> list[StreamRule]:
@@ -261,6 +279,24 @@ def _streams(data: Any) -> list[StreamRule]:
     return rules
 
 
+def _networks(data: Any, key: str) -> tuple[IPNetwork, ...]:
+    """A list of addresses or networks (CIDR) as ip_network objects."""
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ConfigError(f"config key {key}: must be a list of addresses or networks (CIDR)")
+    networks = []
+    for item in data:
+        _typed(item, str, key, "a list of strings (addresses or networks)")
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as err:
+            raise ConfigError(
+                f"config key {key}: {item!r} is no address or network: {err}"
+            ) from err
+    return tuple(networks)
+
+
 def parse(data: Any) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("config: the file must hold a mapping")
@@ -282,7 +318,10 @@ def parse(data: Any) -> Config:
         "idle_timeout",
         "max_connections",
         "hasty_max_in_flight",
+        "hasty_max_in_flight_bytes",
+        "max_in_flight_body_bytes",
         "test_event",
+        "test_event_allowed_from",
         "load_balancer_timeout",
     }
     unknown = set(data) - known
@@ -330,7 +369,12 @@ def parse(data: Any) -> Config:
         idle_timeout=_positive(data, "idle_timeout", 15.0, float),
         max_connections=_positive(data, "max_connections", 1024),
         hasty_max_in_flight=_positive(data, "hasty_max_in_flight", 10_000),
+        hasty_max_in_flight_bytes=_positive(data, "hasty_max_in_flight_bytes", 16 * 1024 * 1024),
+        max_in_flight_body_bytes=_positive(data, "max_in_flight_body_bytes", 32 * 1024 * 1024),
         test_event=test_event,
+        test_event_allowed_from=_networks(
+            data.get("test_event_allowed_from"), "test_event_allowed_from"
+        ),
         load_balancer_timeout=(
             _positive(data, "load_balancer_timeout", 1.0, float)
             if data.get("load_balancer_timeout") is not None
@@ -360,6 +404,18 @@ def _check_size_limits(config: Config) -> None:
                 f"config key max_event_bytes: {config.max_event_bytes} is more than "
                 f"{name}, {limit}: such events could never reach Kafka; lower it or raise that"
             )
+    budgets = {
+        # a body of the largest size must fit, or it would be refused 503 forever
+        "max_in_flight_body_bytes": (config.max_in_flight_body_bytes, config.max_body_bytes,
+                                     "max_body_bytes"),
+        # the largest event must fit in librdkafka's queue, or it would wait for room forever
+        "kafka.queue_max_bytes": (config.kafka.queue_max_bytes,
+                                  config.max_event_bytes + RECORD_OVERHEAD,
+                                  "max_event_bytes and the record overhead"),
+    }  # fmt: skip
+    for key, (budget, least, what) in budgets.items():
+        if budget < least:
+            raise ConfigError(f"config key {key}: {budget} is less than {what}, {least}; raise it")
 
 
 def load(path: Path = DEFAULT_PATH) -> Config:

@@ -13,6 +13,7 @@ goes to the service log only).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import time
@@ -174,6 +175,15 @@ async def read_body(request: web.Request, timeout: float) -> bytes:
         raise BodyError(problem(400, "the body did not arrive")) from None
 
 
+def body_reservation(request: web.Request, max_body_bytes: int) -> int:
+    """The bytes a request's body may take once read: its Content-Length, or the most a body
+    may be when the size is unknown or the body is compressed (decoded, it can be larger)."""
+    size = request.content_length
+    if size is None or request.headers.get("Content-Encoding", "identity") != "identity":
+        return max_body_bytes
+    return min(size, max_body_bytes)
+
+
 async def post_events(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     if request.content_type != "application/json":
@@ -185,15 +195,32 @@ async def post_events(request: web.Request) -> web.Response:
             body = b""
         intake.failed.write([event_error(text_of(body), message, "parse")])
         return problem(415, "send events as application/json")
+    reserved = body_reservation(request, intake.config.max_body_bytes)
+    budget = intake.config.max_in_flight_body_bytes
+    if intake.body_bytes_in_flight + reserved > budget:
+        # a line for it (bounded: the body is not read); the client may send it again
+        intake.failed.write([event_error(
+            "", f"request body refused: the worker is handling {intake.body_bytes_in_flight} "
+            f"bytes of bodies, {reserved} more would exceed max_in_flight_body_bytes ({budget})",
+            "parse",
+        )])  # fmt: skip
+        metrics.BUSY_REFUSALS.inc()
+        response = problem(503, "too many bodies in flight on this worker; try again shortly")
+        response.headers["Retry-After"] = "1"
+        return response
+    intake.body_bytes_in_flight += reserved
     try:
-        body = await read_body(request, intake.config.body_timeout)
-    except BodyError as err:
-        intake.failed.write(
-            [event_error("", f"request body refused: {err.response.text}", "parse")]
-        )
-        return err.response
-    hasty = request.query.get("hasty", "").lower() in ("1", "true", "yes")
-    result = await intake.handle(body, hasty=hasty)
+        try:
+            body = await read_body(request, intake.config.body_timeout)
+        except BodyError as err:
+            intake.failed.write(
+                [event_error("", f"request body refused: {err.response.text}", "parse")]
+            )
+            return err.response
+        hasty = request.query.get("hasty", "").lower() in ("1", "true", "yes")
+        result = await intake.handle(body, hasty=hasty)
+    finally:
+        intake.body_bytes_in_flight -= reserved
     if result.status != 201:
         log.info("%d out of %d events were accepted.", result.accepted, len(result.outcomes))
     if result.status in (201, 202):
@@ -221,9 +248,37 @@ def test_event_instance(template: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as a client or a socket gives it (IPv4-mapped IPv6 read as IPv4)."""
+    try:
+        address = ipaddress.ip_address((text or "").split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def from_this_host_or(request: web.Request, networks: tuple[Any, ...]) -> bool:
+    """The client is on this host (loopback, or connected to one of the host's own addresses
+    from that same address), or on one of ``networks``."""
+    peer = _address(request.remote)
+    if peer is None:
+        return False
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    local = _address(sockname[0]) if isinstance(sockname, tuple) and sockname else None
+    return peer.is_loopback or peer == local or any(peer in network for network in networks)
+
+
 async def test_event(request: web.Request) -> web.Response:
-    """Send the configured test event end to end (the deploy gate): 201 once Kafka has it."""
+    """Send the configured test event end to end (the deploy gate): 201 once Kafka has it.
+    It produces to Kafka, so only this host and test_event_allowed_from may ask."""
     intake = request.app[INTAKE]
+    if not from_this_host_or(request, intake.config.test_event_allowed_from):
+        log.info(
+            "test event refused to %s: not this host nor test_event_allowed_from", request.remote
+        )
+        return problem(403, "the test event is sent from the service's host only")
     template = intake.config.test_event
     if template is None:
         return problem(404, "no test_event is configured")

@@ -111,6 +111,9 @@ class Intake:
         # hasty=true: background produces, with the events each one still owes Kafka
         self.background: dict[asyncio.Task[Any], list[ValidEvent]] = {}
         self.hasty_in_flight = 0
+        self.hasty_in_flight_bytes = 0
+        # the bodies the worker reads and handles now, in bytes (http.post_events reserves)
+        self.body_bytes_in_flight = 0
 
     @property
     def config(self) -> Config:
@@ -186,7 +189,12 @@ class Intake:
                     )
                 )
 
-        if hasty and valid and self.hasty_in_flight + len(valid) <= config.hasty_max_in_flight:
+        if (
+            hasty
+            and valid
+            and self.hasty_in_flight + len(valid) <= config.hasty_max_in_flight
+            and self.hasty_in_flight_bytes + _value_bytes(valid) <= config.hasty_max_in_flight_bytes
+        ):
             self._produce_in_background(valid)
             outcomes.extend(Outcome(v.index, v.id, ACCEPTED, topic=v.topic) for v in valid)
             self.failed.write(failures)
@@ -217,15 +225,17 @@ class Intake:
     def _produce_in_background(self, valid: list[ValidEvent]) -> None:
         """hasty=true: the client has its 202; failures still go to the log."""
         self.hasty_in_flight += len(valid)
+        self.hasty_in_flight_bytes += _value_bytes(valid)
         metrics.HASTY_IN_FLIGHT.inc(len(valid))
         task = asyncio.ensure_future(self._produce_and_log(valid))
         self.background[task] = valid
         task.add_done_callback(self._background_done)
 
     def _background_done(self, task: asyncio.Task[Any]) -> None:
-        done = len(self.background.pop(task, []))
-        self.hasty_in_flight -= done
-        metrics.HASTY_IN_FLIGHT.dec(done)
+        valid = self.background.pop(task, [])
+        self.hasty_in_flight -= len(valid)
+        self.hasty_in_flight_bytes -= _value_bytes(valid)
+        metrics.HASTY_IN_FLIGHT.dec(len(valid))
 
     async def _produce_and_log(self, valid: list[ValidEvent]) -> None:
         deadline = asyncio.get_running_loop().time() + self.config.request_timeout
@@ -299,3 +309,7 @@ class Intake:
         if all(o.too_large for o in outcomes):
             return 413
         return 400
+
+
+def _value_bytes(valid: list[ValidEvent]) -> int:
+    return sum(len(v.value) for v in valid)

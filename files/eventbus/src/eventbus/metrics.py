@@ -46,6 +46,10 @@ FAILED_EVENTS_LOG_WRITE_ERRORS = Counter(
 CONNECTIONS_REFUSED = Counter(
     "eventbus_connections_refused", "Connections refused over a worker's max_connections"
 )
+BUSY_REFUSALS = Counter(
+    "eventbus_busy_refusals",
+    "Requests answered 503 before their body was read: over the worker's max_in_flight_body_bytes",
+)
 IN_FLIGHT = Gauge(
     "eventbus_requests_in_flight", "Requests being handled", multiprocess_mode="livesum"
 )

@@ -97,8 +97,10 @@ def document() -> dict[str, Any]:
                         ),
                         "415": _json(_PROBLEM, "The body is not application/json"),
                         "503": _json(
-                            _FAILURES,
-                            "Valid events could not be produced: Kafka is unreachable or slow",
+                            {"oneOf": [_PROBLEM, _FAILURES]},
+                            "Valid events could not be produced: Kafka is unreachable or slow; "
+                            "or (a problem, with Retry-After) the worker is handling "
+                            "max_in_flight_body_bytes of bodies already, and the body was not read",
                         ),
                     },
                 }
@@ -115,9 +117,11 @@ def document() -> dict[str, Any]:
             },
             "/v1/_test/events": {
                 "get": {
-                    "summary": "Send the configured test event end to end",
+                    "summary": "Send the configured test event end to end (from the service's "
+                    "host or test_event_allowed_from only)",
                     "responses": {
                         "201": {"description": "The test event was acknowledged by Kafka"},
+                        "403": _json(_PROBLEM, "The client is not on the host nor allowed"),
                         "404": _json(_PROBLEM, "No test event is configured"),
                         "503": _json(_FAILURES, "Kafka did not acknowledge the test event"),
                         "400": _json(_FAILURES, "The configured test event is invalid"),

@@ -10,9 +10,17 @@ librdkafka gives up on a record after ``message.timeout.ms`` (the configured pro
 as is ``request.timeout.ms``), and the request waits a little longer: when a request answers
 503 the producer has already reported the record failed, so an event logged as failed is not
 delivered behind the log's back in the ordinary case (a broker that wrote it but whose answer
-was lost is why eventbus-replay looks for an event in Kafka before producing it again). That
-needs idempotence off: an idempotent producer keeps retrying what it cannot give up on
-without breaking the ordering guarantee (caught by tests/service/test_outage_and_replay.py).
+was lost is why eventbus-replay looks for an event in Kafka before producing it again).
+
+The producer is idempotent (``enable.idempotence``, with acks=all): a batch that a leader
+wrote but whose answer was lost (the leader died, a connection broke) is retried with the
+same producer id and sequence numbers, and the partition's new leader drops the copy instead
+of appending a duplicate. librdkafka still gives a record up at ``message.timeout.ms`` (a
+record that timed out in flight is reported failed and the producer bumps its epoch), so the
+promise above holds. An idempotent producer can hit a fatal error (the broker lost its
+state for the producer id); it then refuses everything, so the service replaces it with a
+fresh one, and the old one's records fail (503, logged for replay). With weak acks allowed
+(acks 0 or 1, kafka.allow_weak_acks) there is nothing to make idempotent: it is off.
 
 ``TopicCatalog`` knows which topics exist, so that an event for a topic Kafka does not have
 is refused as invalid (4xx), while Kafka being unreachable is an error (503).
@@ -175,7 +183,8 @@ def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": ",".join(settings.bootstrap_servers),
         "client.id": "eventbus",
-        "enable.idempotence": False,  # see the module docstring
+        # see the module docstring; librdkafka refuses it with acks other than all
+        "enable.idempotence": str(settings.producer.get("acks", "all")) in ("all", "-1"),
         "message.timeout.ms": int(settings.produce_timeout * 1000),
         "request.timeout.ms": int(settings.produce_timeout * 1000),
         "socket.connection.setup.timeout.ms": int(settings.produce_timeout * 1000),
@@ -184,6 +193,8 @@ def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
         "reconnect.backoff.max.ms": 1000,
         # a lone record's request leaves at once (an answer waits for its acknowledgement)
         "socket.nagle.disable": True,
+        # the worker's memory budget for records not yet acknowledged (librdkafka: 1 GiB)
+        "queue.buffering.max.kbytes": -(-settings.queue_max_bytes // 1024),
     }
     options = {**PRODUCER_DEFAULTS, **settings.producer, **settings.security}
     for name, value in options.items():
@@ -198,13 +209,16 @@ def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
     return config
 
 
-def new_producer(settings: KafkaSettings) -> confluent_kafka.Producer:
+def new_producer(
+    settings: KafkaSettings, error_cb: Callable[[Any], None] | None = None
+) -> confluent_kafka.Producer:
     """A librdkafka producer (it connects in the background); ConfigError naming the key
-    when librdkafka refuses a setting."""
+    when librdkafka refuses a setting. ``error_cb`` gets librdkafka's errors (poller thread)."""
+    config = librdkafka_config(settings)
+    if error_cb is not None:
+        config["error_cb"] = error_cb
     try:
-        return confluent_kafka.Producer(
-            librdkafka_config(settings), logger=LibrdkafkaLog(KAFKA_LOG)
-        )
+        return confluent_kafka.Producer(config, logger=LibrdkafkaLog(KAFKA_LOG))
     except (confluent_kafka.KafkaException, ValueError, TypeError) as err:
         raise ConfigError(f"config key kafka.producer: librdkafka refuses it: {err}") from err
 
@@ -256,17 +270,55 @@ class EventProducer:
         self.settings = settings
         self.catalog = TopicCatalog(settings)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kafka-admin")
-        self._producer = new_producer(settings)
         self._closing = threading.Event()
         self._acknowledged_at = float("-inf")  # the last request with a record acknowledged
-        self._poller = threading.Thread(
-            target=self._poll, args=(self._producer,), name="kafka-poller", daemon=True
-        )
-        self._poller.start()
+        self._fatal: str | None = None  # set by the poller thread; the loop replaces the producer
+        self._replaced = 0
+        self._producer, self._retire, self._poller = self._start_producer()
 
-    def _poll(self, producer: confluent_kafka.Producer) -> None:
-        while not self._closing.is_set():
+    def _start_producer(
+        self,
+    ) -> tuple[confluent_kafka.Producer, threading.Event, threading.Thread]:
+        """A producer and the poller thread that alone serves its delivery reports, until
+        the service closes or the event retires it."""
+        producer = new_producer(self.settings, self._on_error)
+        retire = threading.Event()
+        poller = threading.Thread(
+            target=self._poll, args=(producer, retire), name="kafka-poller", daemon=True
+        )
+        poller.start()
+        return producer, retire, poller
+
+    def _on_error(self, error: Any) -> None:
+        """librdkafka's error callback (poller thread): a fatal error marks the producer for
+        replacement; the others (brokers away) it recovers from by itself."""
+        if error.fatal():
+            self._fatal = str(error)
+
+    def _poll(self, producer: confluent_kafka.Producer, retire: threading.Event) -> None:
+        while not self._closing.is_set() and not retire.is_set():
             producer.poll(0.1)
+        if retire.is_set():  # replaced: serve its last reports (purged: they fail)
+            until = time.monotonic() + self.settings.produce_timeout + 5
+            while len(producer) and time.monotonic() < until and not self._closing.is_set():
+                producer.poll(0.1)
+
+    def _replace_fatal_producer(self) -> None:
+        """A fatal error (an idempotent producer whose state the brokers lost) leaves the
+        producer refusing everything: start a fresh one (the loop's thread)."""
+        reason, self._fatal = self._fatal, None
+        self._replaced += 1
+        log.error(
+            "the Kafka producer hit a fatal error (%s): replaced by a new one (%d so far); "
+            "what it still held fails and is logged for replay",
+            reason,
+            self._replaced,
+        )
+        old, old_retire = self._producer, self._retire
+        self._producer, self._retire, self._poller = self._start_producer()
+        old_retire.set()
+        with contextlib.suppress(confluent_kafka.KafkaException, RuntimeError):
+            old.purge(in_queue=True, in_flight=True)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -315,6 +367,8 @@ class EventProducer:
         looks for it in Kafka before producing it again).
         """
         loop = asyncio.get_running_loop()
+        if self._fatal is not None:
+            self._replace_fatal_producer()
         refused: dict[str, Exception] = {}
         for topic in {topic for topic, _value, _key in records}:
             known = self.catalog.known(topic)
@@ -331,7 +385,8 @@ class EventProducer:
             except (KafkaUnavailableError, TimeoutError) as err:
                 refused[topic] = KafkaUnavailableError(f"cannot list Kafka's topics: {err!r}")
         delivery = _Delivery(loop, len(records))
-        results, delivered, produce = delivery.results, delivery.delivered, self._producer.produce
+        producer = self._producer  # all of a request's records: one producer, one poller
+        results, delivered, produce = delivery.results, delivery.delivered, producer.produce
         handed_over = 0
         for index, (topic, value, key) in enumerate(records):
             if topic in refused:
@@ -342,7 +397,7 @@ class EventProducer:
             try:
                 produce(topic, value, key, on_delivery=on_delivery)
             except BufferError:  # librdkafka's queue is full: Kafka is slow or away
-                error = await self._when_room(topic, value, key, on_delivery, deadline)
+                error = await self._when_room(producer, (topic, value, key), on_delivery, deadline)
             except confluent_kafka.KafkaException as err:
                 error = KafkaUnavailableError(f"the producer refused the record: {err}")
             if error is None:
@@ -363,20 +418,20 @@ class EventProducer:
             for result in results
         ]
 
+    @staticmethod
     async def _when_room(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None,
+        producer: confluent_kafka.Producer,
+        record: tuple[str, bytes, bytes | None],
         on_delivery: Callable[[Any, Any], None],
         deadline: float,
     ) -> Exception | None:
         """Queue a record once librdkafka's queue has room; None once queued, else why not."""
         loop = asyncio.get_running_loop()
+        topic, value, key = record
         while loop.time() + QUEUE_FULL_BACKOFF < deadline:
             await asyncio.sleep(QUEUE_FULL_BACKOFF)
             try:
-                self._producer.produce(topic, value, key, on_delivery=on_delivery)
+                producer.produce(topic, value, key, on_delivery=on_delivery)
                 return None
             except BufferError:
                 continue
@@ -388,7 +443,7 @@ class EventProducer:
         """Flush what is in flight, then close."""
         loop = asyncio.get_running_loop()
         self._closing.set()
-        await loop.run_in_executor(None, self._poller.join)
+        await loop.run_in_executor(None, self._poller.join)  # flush serves the reports now
         left = await loop.run_in_executor(None, self._producer.flush, timeout)
         if left:
             log.error("%d record(s) not flushed within %ss", left, timeout)
