@@ -194,17 +194,18 @@ def test_the_units_are_sandboxed_at_least_as_debian_sandboxes_prometheus(lab: La
     """Debian's prometheus.service (NoNewPrivileges, ProtectSystem, ProtectHome, PrivateTmp,
     PrivateDevices, an empty CapabilityBoundingSet, ...) is the baseline; docs/security.md
     records each unit's score."""
-    baseline = exposure(lab.host(lab.loadbalancer("eqiad")), "prometheus.service")
+    conf, broker = lab.host(lab.loadbalancer("eqiad")), lab.host(lab.broker("eqiad"))
+    baseline = exposure(conf, "prometheus.service")
     scores = {
-        "eventbus.service": exposure(lab.host(lab.broker("eqiad")), "eventbus.service"),
-        "kafka.service": exposure(lab.host(lab.broker("eqiad")), "kafka.service"),
-        "eventbus-pool-agent.service": exposure(
-            lab.host(lab.loadbalancer("eqiad")), "eventbus-pool-agent.service"
-        ),
+        "eventbus.service": exposure(broker, "eventbus.service"),
+        "kafka.service": exposure(broker, "kafka.service"),
+        "eventbus-pool-agent.service": exposure(conf, "eventbus-pool-agent.service"),
+        # the exporters: HAProxy's runs in HAProxy, the JMX exporter in Kafka
+        "haproxy.service": exposure(conf, "haproxy.service"),
+        "prometheus-alertmanager.service": exposure(conf, "prometheus-alertmanager.service"),
     }
     print(f"systemd-analyze security: prometheus.service {baseline}, {scores}")
     assert {unit: score for unit, score in scores.items() if score > baseline} == {}
-    conf = lab.host(lab.loadbalancer("eqiad"))
     agent = conf.check_output("systemctl show -P MainPID eventbus-pool-agent")
     assert int(agent) > 0
     assert int(conf.check_output(f"ps -o uid= -p {agent}")) != 0  # the pool agent is not root
