@@ -10,10 +10,12 @@ and pausing brokers disturbs no other test; Kafka down altogether: test_faults_k
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -205,6 +207,56 @@ def test_sigterm_with_hasty_events_in_flight(healthy: KafkaCluster, tmp_path: Pa
     print(f"hasty 20: in Kafka {len(in_kafka & ours)}, logged {len(logged & ours)}, "
           f"missing {len(missing)}")  # fmt: skip
     assert missing == []  # every 202 is in Kafka or in the failed-events log
+
+
+def test_a_stop_shares_one_timeout_and_is_never_killed(
+    healthy: KafkaCluster, tmp_path: Path
+) -> None:
+    """SIGTERM while a guaranteed request and hasty events wait for a paused leader: the
+    requests, the hasty produces and the flush share one shutdown_timeout (each had its own,
+    3x the timeout, and the supervisor killed the worker at the timeout + 5 s, exit -9, its
+    flush cut short). The service exits 0 before the supervisor's kill, and every hasty 202 is
+    in Kafka or in the failed-events log."""
+    timeout = 3
+    svc = launch(healthy, tmp_path, request_timeout=30, shutdown_timeout=timeout, num_processes=2)
+    leader = healthy.leader(TOPIC)
+    hasty = [make_event() for _index in range(10)]
+    waiting = [make_event()]
+    answers: list[int] = []
+    try:
+        assert svc.post(make_event()).status == 201
+        healthy.pause_node(leader)
+        for event in hasty:
+            assert svc.post(event, "?hasty=true").status == 202
+        caller = threading.Thread(target=lambda: answers.append(post_or_0(svc, waiting)))
+        caller.start()
+        time.sleep(1)  # the guaranteed request waits for Kafka
+        assert svc.process is not None
+        stopped_at = time.monotonic()
+        svc.process.send_signal(signal.SIGTERM)
+        code = svc.process.wait(60)
+        took = time.monotonic() - stopped_at
+        caller.join(60)
+    finally:
+        healthy.resume_node(leader)
+        stop_service(svc)
+    assert code == 0, svc.log()[-2000:]
+    assert "did not stop in time; killing it" not in svc.log()
+    print(f"stop took {took:.1f}s with shutdown_timeout {timeout}s; the waiting request: {answers}")
+    time.sleep(8)  # whatever was in flight settles
+    in_kafka = set(consume_ids(healthy, TOPIC))
+    logged = logged_ids(svc)
+    assert [e["meta"]["id"] for e in hasty if e["meta"]["id"] not in in_kafka | logged] == []
+    if answers == [201]:  # told it went in: it is in Kafka
+        assert waiting[0]["meta"]["id"] in in_kafka
+
+
+def post_or_0(service: Service, events: list[dict]) -> int:
+    """The answer's status, 0 when the connection ended without one."""
+    try:
+        return service.post(events).status
+    except (OSError, http.client.HTTPException):
+        return 0
 
 
 def test_hasty_over_its_cap_is_handled_as_a_guaranteed_request(

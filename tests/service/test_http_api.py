@@ -137,6 +137,23 @@ def test_hasty_answers_202_and_still_produces(
     wait_for_ids(kafka_cluster, "eqiad.test.event", {event["meta"]["id"]})
 
 
+def test_hasty_tells_which_events_it_refused(
+    eventbus: Service, kafka_cluster: KafkaCluster
+) -> None:
+    """A hasty batch with invalid events: 207 naming each refused one (it was a bare 202,
+    and the client never learnt), the valid ones still produced; all invalid: 400."""
+    good, bad = make_event(), make_event(count="NaN")
+    response = eventbus.post([good, bad], "?hasty=true")
+    assert response.status == 207, response.body[:300]
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["total"] == 2
+    assert [f["index"] for f in body["failures"]] == [1]
+    assert body["failures"][0]["status"] == "invalid"
+    wait_for_ids(kafka_cluster, "eqiad.test.event", {good["meta"]["id"]})
+    assert eventbus.post([bad], "?hasty=true").status == 400
+
+
 def test_health_test_event_and_listings(eventbus: Service) -> None:
     assert eventbus.request("GET", "/healthz").status == 200
     assert eventbus.request("GET", "/v1/_test/events").status == 201

@@ -51,8 +51,18 @@ class Drain:
     def __init__(self) -> None:
         self.in_flight = 0
         self.stopping = False
+        # the loop's time by which the whole stop ends (set when it starts): the requests in
+        # flight, then the hasty produces and the producer's flush share one shutdown_timeout
+        self.deadline: float | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def left(self, otherwise: float, least: float = 0.0) -> float:
+        """Seconds until the stop's deadline (``otherwise`` when no stop has started), and at
+        least ``least``."""
+        if self.deadline is None:
+            return otherwise
+        return max(self.deadline - asyncio.get_running_loop().time(), least)
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -74,6 +84,12 @@ class Drain:
 
 
 DRAIN = web.AppKey("drain", Drain)
+# Once a stop's deadline has passed: the hasty produces still waiting are cancelled at once
+# (their events logged for replay), the producer still gets this long to flush, and aiohttp
+# this long to end the requests cut short (the supervisor kills a worker shutdown_timeout +
+# KILL_MARGIN after the stop: server.py).
+FINAL_SECONDS = 2.0
+CUT_SHORT_SECONDS = 0.5
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -356,8 +372,10 @@ def create_app(config: Config, config_path: Path | None = None) -> web.Applicati
         try:
             yield
         finally:
-            await intake.stop_background(config.shutdown_timeout)
-            await producer.close(timeout=config.shutdown_timeout)
+            # one shutdown_timeout for the whole stop: what is left of it after the requests
+            drain = app[DRAIN]
+            await intake.stop_background(drain.left(config.shutdown_timeout))
+            await producer.close(timeout=drain.left(config.shutdown_timeout, FINAL_SECONDS))
             failed.close()
 
     async def reload_on_sighup(app: web.Application) -> None:

@@ -198,7 +198,9 @@ class Intake:
             self._produce_in_background(valid)
             outcomes.extend(Outcome(v.index, v.id, ACCEPTED, topic=v.topic) for v in valid)
             self.failed.write(failures)
-            return self._done(IntakeResult(202, sorted(outcomes, key=lambda o: o.index)))
+            # the refused ones are told (207 with their failures), as without hasty
+            status = 207 if failures else 202
+            return self._done(IntakeResult(status, sorted(outcomes, key=lambda o: o.index)))
 
         deadline = asyncio.get_running_loop().time() + config.request_timeout
         produced, produce_failures = await self._produce_all(valid, deadline)

@@ -148,10 +148,16 @@ class TopicCatalog:
         return None
 
     def close(self) -> None:
-        with self._lock:
+        """Close the client, unless a refresh holds it (a stop must not wait for Kafka: the
+        refresh gives up within its own budget, and the process exits)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             if self._admin is not None:
                 self._admin.close()
                 self._admin = None
+        finally:
+            self._lock.release()
 
 
 # The service's producer and security settings (named as Kafka's Java client, as aiokafka and

@@ -32,13 +32,17 @@ from aiohttp.web_protocol import RequestPayloadError
 from eventbus import __version__, metrics
 from eventbus import config as config_module
 from eventbus.config import Config
-from eventbus.http import DRAIN, AccessLogger, create_app, test_event_instance
+from eventbus.http import CUT_SHORT_SECONDS, DRAIN, AccessLogger, create_app, test_event_instance
 from eventbus.producer import check_settings
 from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 from eventbus.validation import InvalidEventError, Validator
 
 log = logging.getLogger("eventbus.server")
 RESTART_BACKOFF_MAX = 10.0
+# A worker's stop takes at most shutdown_timeout (its requests, then its hasty produces and the
+# producer's flush, in what is left) plus a few seconds (aiohttp's own wait for the requests cut
+# short, twice, and the flush's last FINAL_SECONDS: http.py): the supervisor kills it later.
+KILL_MARGIN = 10.0
 
 
 # What a client's bytes or a client's going away make aiohttp raise (and log with a
@@ -152,7 +156,8 @@ async def serve(config: Config, path: Path, sock: socket.socket) -> None:
         access_log_class=AccessLogger,
         access_log=logging.getLogger("eventbus.access"),
         keepalive_timeout=config.idle_timeout,
-        shutdown_timeout=config.shutdown_timeout,
+        # the requests already had shutdown_timeout (Drain): aiohttp waits only a little more
+        shutdown_timeout=CUT_SHORT_SECONDS,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -169,8 +174,9 @@ async def serve(config: Config, path: Path, sock: socket.socket) -> None:
         # down (it drops what they still receive: see Drain)
         drain = app[DRAIN]
         drain.stopping = True
+        drain.deadline = loop.time() + config.shutdown_timeout
         await site.stop()
-        if not await drain.wait_idle(config.shutdown_timeout):
+        if not await drain.wait_idle(drain.left(config.shutdown_timeout)):
             log.warning("%d request(s) still in flight after %ss", drain.in_flight,
                         config.shutdown_timeout)  # fmt: skip
     finally:
@@ -252,7 +258,7 @@ class Supervisor:
         status = 0
         while self.children:
             if self.stopping and deadline is None:
-                deadline = time.monotonic() + self.shutdown_timeout + 5
+                deadline = time.monotonic() + self.shutdown_timeout + KILL_MARGIN
             for pid, child in list(self.children.items()):
                 code = child.poll()
                 if code is None:
