@@ -304,6 +304,28 @@ def test_elements_that_cannot_be_written_log_the_body_once(eventbus: Service) ->
     assert_clean(eventbus)
 
 
+def test_many_tiny_invalid_events_log_a_bounded_number_of_records(eventbus: Service) -> None:
+    """5,000 invalid events of 2 bytes (a 15 KB body) wrote 5,000 records of about 300 bytes:
+    now the first 100 get a record each and the rest one record with the body. The client
+    still gets every refusal, and the valid event goes in."""
+    good = make_event()
+    body = json.dumps([{}] * 5000 + [good]).encode()
+    before = len(eventbus.failed_records())
+    answers: list[Response] = []
+    growth = log_growth(eventbus, lambda: answers.append(post_raw(eventbus, body)))
+    (answer,) = answers
+    assert answer.status == 207, answer.body[:300]
+    assert len(answer.json()["failures"]) == 5000
+    records = eventbus.failed_records()[before:]
+    assert len(records) == 101
+    assert records[-1]["event"]["message"].startswith(
+        "4900 more invalid events in this request (elements 100 to 4999)"
+    )
+    assert records[-1]["event"]["rawEvent"] == body.decode()  # the whole body, once
+    assert growth < 2 * len(body) + 101 * 1200, growth
+    assert_clean(eventbus)
+
+
 def test_a_refusal_quoting_a_huge_value_logs_it_once(eventbus: Service) -> None:
     event = make_event(count="9" * 50_000)  # count is an integer: the message quotes the value
     growth = log_growth(eventbus, lambda: eventbus.post(event))

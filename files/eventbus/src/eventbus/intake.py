@@ -89,6 +89,10 @@ def text_of(raw: bytes) -> str:
 # A failure's message in the failed-events log: a validation error can quote the value it
 # refused (a megabyte string), which the record's rawEvent already holds.
 MAX_MESSAGE_CHARS = 2000
+# A request's invalid events each get a record up to this many; the rest share one record
+# (with the whole body, once): 10,000 tiny invalid events in a 30 KB body wrote 10,000 records
+# of about 300 bytes each, a hundredfold the body.
+MAX_INVALID_RECORDS = 100
 
 
 def bounded(message: str) -> str:
@@ -160,6 +164,7 @@ class Intake:
         valid: list[ValidEvent] = []
         failures: list[dict[str, Any]] = []
         body_logged_at: int | None = None  # the element whose record holds the whole body
+        unrecorded: list[int] = []  # invalid events past MAX_INVALID_RECORDS
         for index, event, raw in self._events(body, parsed):
             try:
                 if raw is None:
@@ -169,6 +174,9 @@ class Intake:
                 outcomes.append(
                     Outcome(index, event_id(event), INVALID, str(err), too_large=err.too_large)
                 )
+                if len(failures) >= MAX_INVALID_RECORDS:
+                    unrecorded.append(index)
+                    continue
                 schema = event.get("$schema", "") if isinstance(event, dict) else ""
                 message = bounded(str(err))
                 if raw is not None:
@@ -188,6 +196,8 @@ class Intake:
                         logged, message, "validation", schema if isinstance(schema, str) else ""
                     )
                 )
+        if unrecorded:
+            failures.append(self._invalid_rest(body, unrecorded, body_logged_at))
 
         if (
             hasty
@@ -264,6 +274,24 @@ class Intake:
         if pending:
             await asyncio.wait(pending)
             log.warning("stopped %d hasty produce(s) still waiting for Kafka", len(pending))
+
+    @staticmethod
+    def _invalid_rest(
+        body: bytes, indexes: list[int], body_logged_at: int | None
+    ) -> dict[str, Any]:
+        """One record for the invalid events past MAX_INVALID_RECORDS: the whole body (unless
+        another record of the request holds it) and which elements they are."""
+        message = (
+            f"{len(indexes)} more invalid events in this request (elements {indexes[0]} to "
+            f"{indexes[-1]}), past the {MAX_INVALID_RECORDS} recorded one by one; "
+        )
+        if body_logged_at is None:
+            return event_error(
+                text_of(body), message + "the record holds the whole body", "validation"
+            )
+        return event_error(
+            "", message + f"the body is in element {body_logged_at}'s record", "validation"
+        )
 
     @staticmethod
     def _failure(item: ValidEvent, message: str) -> dict[str, Any]:
