@@ -104,6 +104,9 @@ def test_bodies_over_the_budget_wait_for_room_and_lose_nothing(budgeted: Service
         # a body of unknown size reserves max_body_bytes: over the budget too
         chunked = exchange(port, headers(None) + b"2\r\n[]\r\n0\r\n\r\n")
         assert status_of(chunked) == 503, chunked[:300]
+        # a body of another content type is read too (its events are logged): within the budget
+        text = headers(60_000).replace(b"application/json", b"text/plain")
+        assert status_of(exchange(port, text + events_body(60_000))) == 503
         # a small one fits beside the held body
         assert budgeted.post(make_event()).status == 201
 
@@ -115,11 +118,11 @@ def test_bodies_over_the_budget_wait_for_room_and_lose_nothing(budgeted: Service
     refusals = [
         r for r in budgeted.failed_records() if "max_in_flight_body_bytes" in r["event"]["message"]
     ]
-    assert len(refusals) == 2  # one bounded line per refused request, the body never read
+    assert len(refusals) == 3  # one bounded line per refused request, the body never read
     assert all(r["event"]["rawEvent"] == "" for r in refusals)
     assert "exceed max_in_flight_body_bytes (100000)" in refusals[0]["event"]["message"]
     metrics = budgeted.request("GET", "/metrics").body.decode()
-    assert "eventbus_busy_refusals_total 2.0" in metrics
+    assert "eventbus_busy_refusals_total 3.0" in metrics
     assert "Traceback" not in budgeted.log()
 
 

@@ -201,16 +201,9 @@ def body_reservation(request: web.Request, max_body_bytes: int) -> int:
 
 
 async def post_events(request: web.Request) -> web.Response:
+    """POST /v1/events, within the worker's budget of bodies in flight: a request that would
+    exceed it is answered 503 with Retry-After before its body is read (any content type)."""
     intake = request.app[INTAKE]
-    if request.content_type != "application/json":
-        # the events are kept (the body is JSON more often than not, and replay reads it)
-        message = f"content type {request.content_type!r} refused: send events as application/json"
-        try:
-            body = await read_body(request, intake.config.body_timeout)
-        except (BodyError, web.HTTPRequestEntityTooLarge):
-            body = b""
-        intake.failed.write([event_error(text_of(body), message, "parse")])
-        return problem(415, "send events as application/json")
     reserved = body_reservation(request, intake.config.max_body_bytes)
     budget = intake.config.max_in_flight_body_bytes
     if intake.body_bytes_in_flight + reserved > budget:
@@ -226,17 +219,30 @@ async def post_events(request: web.Request) -> web.Response:
         return response
     intake.body_bytes_in_flight += reserved
     try:
-        try:
-            body = await read_body(request, intake.config.body_timeout)
-        except BodyError as err:
-            intake.failed.write(
-                [event_error("", f"request body refused: {err.response.text}", "parse")]
-            )
-            return err.response
-        hasty = request.query.get("hasty", "").lower() in ("1", "true", "yes")
-        result = await intake.handle(body, hasty=hasty)
+        return await _post_events(request, intake)
     finally:
         intake.body_bytes_in_flight -= reserved
+
+
+async def _post_events(request: web.Request, intake: Intake) -> web.Response:
+    if request.content_type != "application/json":
+        # the events are kept (the body is JSON more often than not, and replay reads it)
+        message = f"content type {request.content_type!r} refused: send events as application/json"
+        try:
+            body = await read_body(request, intake.config.body_timeout)
+        except (BodyError, web.HTTPRequestEntityTooLarge):
+            body = b""
+        intake.failed.write([event_error(text_of(body), message, "parse")])
+        return problem(415, "send events as application/json")
+    try:
+        body = await read_body(request, intake.config.body_timeout)
+    except BodyError as err:
+        intake.failed.write(
+            [event_error("", f"request body refused: {err.response.text}", "parse")]
+        )
+        return err.response
+    hasty = request.query.get("hasty", "").lower() in ("1", "true", "yes")
+    result = await intake.handle(body, hasty=hasty)
     if result.status != 201:
         log.info("%d out of %d events were accepted.", result.accepted, len(result.outcomes))
     if result.status in (201, 202):

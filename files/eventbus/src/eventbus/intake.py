@@ -112,8 +112,9 @@ class Intake:
         self.validator = Validator(config, schemas)
         self.producer = producer
         self.failed = failed
-        # hasty=true: background produces, with the events each one still owes Kafka
-        self.background: dict[asyncio.Task[Any], list[ValidEvent]] = {}
+        # hasty=true: background produces, with the events each one still owes Kafka and
+        # their bytes
+        self.background: dict[asyncio.Task[Any], tuple[list[ValidEvent], int]] = {}
         self.hasty_in_flight = 0
         self.hasty_in_flight_bytes = 0
         # the bodies the worker reads and handles now, in bytes (http.post_events reserves)
@@ -199,13 +200,14 @@ class Intake:
         if unrecorded:
             failures.append(self._invalid_rest(body, unrecorded, body_logged_at))
 
+        size = sum(len(v.value) for v in valid) if hasty else 0
         if (
             hasty
             and valid
             and self.hasty_in_flight + len(valid) <= config.hasty_max_in_flight
-            and self.hasty_in_flight_bytes + _value_bytes(valid) <= config.hasty_max_in_flight_bytes
+            and self.hasty_in_flight_bytes + size <= config.hasty_max_in_flight_bytes
         ):
-            self._produce_in_background(valid)
+            self._produce_in_background(valid, size)
             outcomes.extend(Outcome(v.index, v.id, ACCEPTED, topic=v.topic) for v in valid)
             self.failed.write(failures)
             # the refused ones are told (207 with their failures), as without hasty
@@ -234,19 +236,19 @@ class Intake:
         return result
 
     # -- producing -------------------------------------------------------------------------
-    def _produce_in_background(self, valid: list[ValidEvent]) -> None:
+    def _produce_in_background(self, valid: list[ValidEvent], size: int) -> None:
         """hasty=true: the client has its 202; failures still go to the log."""
         self.hasty_in_flight += len(valid)
-        self.hasty_in_flight_bytes += _value_bytes(valid)
+        self.hasty_in_flight_bytes += size
         metrics.HASTY_IN_FLIGHT.inc(len(valid))
         task = asyncio.ensure_future(self._produce_and_log(valid))
-        self.background[task] = valid
+        self.background[task] = (valid, size)
         task.add_done_callback(self._background_done)
 
     def _background_done(self, task: asyncio.Task[Any]) -> None:
-        valid = self.background.pop(task, [])
+        valid, size = self.background.pop(task, ([], 0))
         self.hasty_in_flight -= len(valid)
-        self.hasty_in_flight_bytes -= _value_bytes(valid)
+        self.hasty_in_flight_bytes -= size
         metrics.HASTY_IN_FLIGHT.dec(len(valid))
 
     async def _produce_and_log(self, valid: list[ValidEvent]) -> None:
@@ -339,7 +341,3 @@ class Intake:
         if all(o.too_large for o in outcomes):
             return 413
         return 400
-
-
-def _value_bytes(valid: list[ValidEvent]) -> int:
-    return sum(len(v.value) for v in valid)
