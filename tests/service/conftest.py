@@ -6,6 +6,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -221,16 +222,54 @@ def eventbus(eventbus_session: Service, kafka_cluster: KafkaCluster) -> Service:
     return eventbus_session
 
 
+@contextlib.contextmanager
+def own_service(tmp: Path, bootstrap: str, **overrides: Any) -> Iterator[Service]:
+    """A service of its own (its own port and config, ``overrides`` on service_config's),
+    stopped afterwards."""
+    port = free_port()
+    service = start_service(tmp, service_config(tmp, bootstrap, port, **overrides), port)
+    try:
+        yield service
+    finally:
+        stop_service(service)
+
+
 @pytest.fixture
 def two_workers(
     kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
 ) -> Iterator[Service]:
     """A service of its own with two worker processes (its own port and config)."""
-    port = free_port()
-    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
-    service = start_service(tmp_path, config, port)
-    yield service
-    stop_service(service)
+    with own_service(tmp_path, kafka_cluster.bootstrap_servers, num_processes=2) as service:
+        yield service
+
+
+def run_replay(
+    *args: str, stdin: str = "", timeout: float = 180
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """eventbus-replay with ``args`` (its input on stdin), and the seconds it took."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "eventbus.replay", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done, time.monotonic() - started
+
+
+@contextlib.contextmanager
+def cluster_with_topic(cluster: KafkaCluster, topic: str, replicas: int) -> Iterator[KafkaCluster]:
+    """``cluster`` started with ``topic`` (one partition), stopped afterwards."""
+    try:
+        cluster.start()
+        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+        admin.create_topics([NewTopic(topic, 1, replicas)])
+        admin.close()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def consume_ids(cluster: KafkaCluster, topic: str, timeout_ms: int = 3000) -> list[str]:
@@ -283,14 +322,8 @@ def faults_cluster(
             "broker.heartbeat.interval.ms": "500",
         },
     )
-    try:
-        cluster.start()
-        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
-        admin.create_topics([NewTopic("eqiad.test.event", 1, 3)])
-        admin.close()
+    with cluster_with_topic(cluster, "eqiad.test.event", 3):
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

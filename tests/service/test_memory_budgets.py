@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness._net import LOOPBACK, free_port, wait_until
+from tests.harness._net import LOOPBACK, wait_until
 from tests.harness.kafka import KafkaCluster
-from tests.service.conftest import (
-    Service,
-    make_event,
-    service_config,
-    start_service,
-    stop_service,
-)
+from tests.service.conftest import Service, make_event, own_service
 
 MAX_BODY = 65536
 BUDGET = 100_000  # one body of 60,000 bytes, and room for small ones beside it
@@ -33,18 +27,14 @@ HASTY_BUDGET = 3000
 def budgeted(
     kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
 ) -> Iterator[Service]:
-    port = free_port()
-    config = service_config(
+    with own_service(
         tmp_path,
         kafka_cluster.bootstrap_servers,
-        port,
         max_body_bytes=MAX_BODY,
         max_in_flight_body_bytes=BUDGET,
         hasty_max_in_flight_bytes=HASTY_BUDGET,
-    )
-    service = start_service(tmp_path, config, port)
-    yield service
-    stop_service(service)
+    ) as service:
+        yield service
 
 
 def events_body(size: int) -> bytes:

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from tests.harness._net import free_port
 from tests.harness.kafka import KafkaCluster
 from tests.service.conftest import (
     Service,
+    cluster_with_topic,
     consume_ids,
     make_event,
+    run_replay,
     service_config,
     start_service,
     stop_service,
@@ -36,14 +35,8 @@ def lone_broker(
         size=1,
         min_insync_replicas=1,
     )
-    try:
-        cluster.start()
-        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
-        admin.create_topics([NewTopic("eqiad.test.event", 1, 1)])
-        admin.close()
+    with cluster_with_topic(cluster, "eqiad.test.event", 1):
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
@@ -61,14 +54,7 @@ def service(lone_broker: KafkaCluster, tmp_path: Path) -> Iterator[Service]:
 
 
 def replay(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventbus.replay", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_replay(*args, stdin=stdin, timeout=120)[0]
 
 
 def test_outage_gives_503_and_replay_restores_each_event_once(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +20,7 @@ from kafka.admin import NewTopic
 
 from tests.harness._net import free_port
 from tests.harness.kafka import KafkaCluster
-from tests.service.conftest import consume_ids, make_event, service_config
+from tests.service.conftest import consume_ids, make_event, run_replay, service_config
 
 TOPIC = "eqiad.test.event"
 
@@ -34,19 +32,6 @@ def error_line(event: dict, failed_at: float | None = None, code: str = "produce
     return json.dumps(record) + "\n"
 
 
-def replay(*args: str, stdin: str = "") -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "eventbus.replay", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    return done, time.monotonic() - started
-
-
 @pytest.fixture
 def config(kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path) -> Path:
     """The service's configuration (its rules validate what is replayed): produce timeout 2 s."""
@@ -56,7 +41,7 @@ def config(kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Pa
 
 def test_an_unreachable_kafka_aborts_with_exit_3(config: Path, tmp_path: Path) -> None:
     event = make_event()
-    result, took = replay(
+    result, took = run_replay(
         "--config", str(config), "--bootstrap-servers", f"127.0.0.1:{free_port()}",
         "--output-invalid", str(tmp_path / "again.log"), stdin=error_line(event, time.time() - 60),
     )  # fmt: skip
@@ -72,7 +57,7 @@ def test_a_topic_kafka_lacks_fails_its_events_at_once_and_the_rest_goes_in(
     missing = make_event(topic=f"mediawiki.job.none{uuid.uuid4().hex[:6]}")  # a pattern rule
     present = make_event()
     again = tmp_path / "again.log"
-    result, took = replay(
+    result, took = run_replay(
         "--config", str(config), "--bootstrap-servers", kafka_cluster.bootstrap_servers,
         "--output-invalid", str(again),
         stdin=error_line(missing, time.time() - 60) + error_line(present, time.time() - 60),
@@ -93,7 +78,7 @@ def test_a_rotated_compressed_log_is_replayed(
     rotated = tmp_path / "failed_events.log.2.gz"
     with gzip.open(rotated, "wt") as out:
         out.write(error_line(event, time.time() - 60))
-    result, _took = replay(
+    result, _took = run_replay(
         "--config", str(config), "--bootstrap-servers", kafka_cluster.bootstrap_servers,
         "--input", str(rotated),
     )  # fmt: skip
@@ -115,7 +100,7 @@ def test_an_event_without_an_id_that_reached_kafka_is_not_produced_again(
     producer = KafkaProducer(bootstrap_servers=kafka_cluster.bootstrap_servers, acks="all")
     producer.send(f"eqiad.{topic}", raw.encode()).get(timeout=30)  # delivered after its 503
     producer.close()
-    result, _took = replay(
+    result, _took = run_replay(
         "--no-validate", "--bootstrap-servers", kafka_cluster.bootstrap_servers,
         "--topic-format", "eqiad.{meta[topic]}", stdin=error_line(event, time.time() - 60),
     )  # fmt: skip
@@ -130,7 +115,7 @@ def test_the_lookup_waits_until_the_newest_failure_may_have_landed(
     the 503: replay waits that long and a margin (5 s) past the newest failure before it looks."""
     event = make_event()
     failed_at = time.time()
-    result, _took = replay(
+    result, _took = run_replay(
         "--config", str(config), "--bootstrap-servers", kafka_cluster.bootstrap_servers,
         stdin=error_line(event, failed_at),
     )  # fmt: skip
@@ -161,7 +146,7 @@ def test_the_replay_failed_file_is_never_written_through_a_link(
     link = tmp_path / "again.log"
     link.symlink_to(target)
     invalid = make_event(count="not a number")
-    result, _took = replay(
+    result, _took = run_replay(
         "--config", str(config), "--bootstrap-servers", kafka_cluster.bootstrap_servers,
         "--output-invalid", str(link), stdin=error_line(invalid, time.time() - 60),
     )  # fmt: skip

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness._net import LOOPBACK, free_port
+from tests.harness._net import LOOPBACK
 from tests.harness.kafka import KafkaCluster
 from tests.harness.load import BackgroundLoad
-from tests.service.conftest import Service, make_event, service_config, start_service, stop_service
+from tests.service.conftest import Service, make_event, own_service
 
 SLOW_HEADERS = (
     b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -28,18 +28,14 @@ SLOW_HEADERS = (
 def guarded(
     kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
 ) -> Iterator[Service]:
-    port = free_port()
-    config = service_config(
+    with own_service(
         tmp_path,
         kafka_cluster.bootstrap_servers,
-        port,
         body_timeout=2,
         idle_timeout=3,
         max_connections=60,
-    )
-    service = start_service(tmp_path, config, port)
-    yield service
-    stop_service(service)
+    ) as service:
+        yield service
 
 
 def port_of(service: Service) -> int:
