@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ._net import LOOPBACK, free_port, port_open, wait_until
 from ._process import ServerProcess
+from .tls import IssuedCert, TestCA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESOLVE_SCRIPT = REPO_ROOT / "files" / "kafka-bundle" / "resolve.sh"
@@ -53,6 +54,7 @@ class KafkaNode:
     data_dir: Path
     is_voter: bool = True
     sasl_port: int | None = None
+    internal_port: int | None = None
     process: ServerProcess | None = None
 
     @property
@@ -79,6 +81,10 @@ class KafkaCluster:
     voters: int | None = None
     # user -> password: adds a SASL_PLAINTEXT listener (mechanism PLAIN) on every node.
     sasl_users: dict[str, str] = field(default_factory=dict)
+    # The production shape: clients on SASL_SSL (SCRAM-SHA-512) at each node's port, brokers
+    # and controllers between themselves on TLS with client certificates, the StandardAuthorizer
+    # with no ACLs (users and ACLs are the test's to create, with admin_kwargs()).
+    secure: bool = False
     extra_config: dict[str, str] = field(default_factory=dict)
     jvm_opts: Iterable[str] = DEFAULT_JVM_OPTS
     cluster_id: str = field(default_factory=new_cluster_id)
@@ -95,7 +101,15 @@ class KafkaCluster:
                 data_dir=self.workdir / f"node{node_id}",
                 is_voter=i < voters,
                 sasl_port=free_port() if self.sasl_users else None,
+                internal_port=free_port() if self.secure else None,
             )
+        self.ca: TestCA | None = None
+        self.node_cert: IssuedCert | None = None
+        self.admin_cert: IssuedCert | None = None
+        if self.secure:
+            self.ca = TestCA(self.workdir / "tls")
+            self.node_cert = self.ca.issue("broker")
+            self.admin_cert = self.ca.issue("admin")
 
     # -- addresses ------------------------------------------------------------------
     @property
@@ -106,6 +120,37 @@ class KafkaCluster:
     def sasl_bootstrap_servers(self) -> str:
         return ",".join(f"{LOOPBACK}:{n.sasl_port}" for n in self.nodes.values())
 
+    @property
+    def internal_bootstrap_servers(self) -> list[str]:
+        return [f"{LOOPBACK}:{n.internal_port or n.port}" for n in self.nodes.values() if n.running]
+
+    def admin_kwargs(self) -> dict[str, object]:
+        """kafka-python client arguments for the cluster's super user: on a secure cluster, the
+        admin certificate on the brokers' TLS listener."""
+        if not self.secure:
+            return {"bootstrap_servers": [n.bootstrap for n in self.nodes.values() if n.running]}
+        assert self.ca is not None
+        assert self.admin_cert is not None
+        return {
+            "bootstrap_servers": self.internal_bootstrap_servers,
+            "security_protocol": "SSL",
+            "ssl_cafile": str(self.ca.ca_file),
+            "ssl_certfile": str(self.admin_cert.cert),
+            "ssl_keyfile": str(self.admin_cert.key),
+        }
+
+    def client_kwargs(self, user: str, password: str) -> dict[str, object]:
+        """kafka-python client arguments for a SCRAM user on the client listener."""
+        assert self.ca is not None
+        return {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": "SASL_SSL",
+            "ssl_cafile": str(self.ca.ca_file),
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
+        }
+
     def bootstrap_servers_except(self, node_id: int) -> str:
         return ",".join(n.bootstrap for n in self.nodes.values() if n.node_id != node_id)
 
@@ -114,6 +159,8 @@ class KafkaCluster:
         voters = ",".join(
             f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in self.nodes.values() if n.is_voter
         )
+        if self.secure:
+            return self._secure_server_properties(node, voters)
         replication = min(self.size, 3)
         listeners = [f"PLAINTEXT://{LOOPBACK}:{node.port}"]
         advertised = [f"PLAINTEXT://{LOOPBACK}:{node.port}"]
@@ -148,6 +195,57 @@ class KafkaCluster:
             "background.threads": "2",
             "log.cleaner.enable": "false",
             **self._sasl_properties(),
+            **self.extra_config,
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _secure_server_properties(self, node: KafkaNode, voters: str) -> str:
+        assert self.ca is not None
+        assert self.node_cert is not None
+        replication = min(self.size, 3)
+        listeners = [
+            f"CLIENT://{LOOPBACK}:{node.port}",
+            f"INTERNAL://{LOOPBACK}:{node.internal_port}",
+        ]
+        advertised = list(listeners)
+        if node.is_voter:
+            listeners.append(f"CONTROLLER://{LOOPBACK}:{node.controller_port}")
+        props = {
+            "process.roles": "broker,controller" if node.is_voter else "broker",
+            "node.id": str(node.node_id),
+            "controller.quorum.voters": voters,
+            "listeners": ",".join(listeners),
+            "advertised.listeners": ",".join(advertised),
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.node_cert.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca.ca_file),
+            "listener.name.internal.ssl.client.auth": "required",
+            "listener.name.controller.ssl.client.auth": "required",
+            "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:broker;User:admin",
+            "log.dirs": str(node.data_dir / "data"),
+            "num.partitions": "1",
+            "default.replication.factor": str(replication),
+            "min.insync.replicas": str(min(self.min_insync_replicas, replication)),
+            "offsets.topic.replication.factor": str(replication),
+            "transaction.state.log.replication.factor": str(replication),
+            "transaction.state.log.min.isr": str(min(self.min_insync_replicas, replication)),
+            "group.initial.rebalance.delay.ms": "0",
+            "controlled.shutdown.enable": "true",
+            "auto.leader.rebalance.enable": "false",
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            "background.threads": "2",
+            "log.cleaner.enable": "false",
             **self.extra_config,
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())
@@ -244,8 +342,7 @@ class KafkaCluster:
         """The node id leading a partition, as the cluster's metadata says."""
         from kafka import KafkaAdminClient
 
-        running = [n.bootstrap for n in self.nodes.values() if n.running]
-        admin = KafkaAdminClient(bootstrap_servers=running, request_timeout_ms=5000)
+        admin = KafkaAdminClient(**self.admin_kwargs(), request_timeout_ms=5000)
         try:
             (described,) = admin.describe_topics([topic])
             for item in described["partitions"]:
@@ -272,8 +369,7 @@ class KafkaCluster:
         """Broker ids the cluster metadata lists as alive (asks any running node)."""
         from kafka import KafkaAdminClient  # the harness needs kafka-python only for this
 
-        running = [n.bootstrap for n in self.nodes.values() if n.running]
-        admin = KafkaAdminClient(bootstrap_servers=running, request_timeout_ms=5000)
+        admin = KafkaAdminClient(**self.admin_kwargs(), request_timeout_ms=5000)
         try:
             brokers = admin.describe_cluster()["brokers"]
             return {int(b["broker_id"]) for b in brokers if not b.get("is_fenced")}

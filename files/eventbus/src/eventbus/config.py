@@ -418,6 +418,21 @@ def _check_size_limits(config: Config) -> None:
             raise ConfigError(f"config key {key}: {budget} is less than {what}, {least}; raise it")
 
 
+def load_client_security(path: Path) -> dict[str, Any]:
+    """A Kafka client's credentials from a file of their own (replay's): the keys of the
+    service's kafka.security, checked as they are."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot be read: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of {', '.join(SECURITY_SETTINGS)}")
+    try:
+        return _security({"security": data})
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
 def load(path: Path = DEFAULT_PATH) -> Config:
     try:
         text = path.read_text()

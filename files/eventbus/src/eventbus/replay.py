@@ -68,6 +68,9 @@ LOOKUP_DEADLINE = 300.0
 TOPIC_WAIT_MS = 10_000
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
+# Replay's own Kafka credentials (its user may read the topics, to find what is already
+# there), written by the eventbus role; used when --kafka-client-config is not given.
+DEFAULT_CLIENT_CONFIG = Path("/etc/eventbus/replay-kafka.yaml")
 
 
 class ReplayError(Exception):
@@ -104,6 +107,8 @@ class Counts:
 class KafkaOutput:
     bootstrap_servers: list[str]
     topic_format: str | None
+    # kafka-python's security settings (--kafka-client-config), shared by every client
+    security: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,11 +187,17 @@ def record_identity(value: bytes | None) -> str:
 class KafkaLookup:
     """Which event ids a topic already holds, from a time onward (offsets for times)."""
 
-    def __init__(self, bootstrap_servers: list[str], deadline: float = LOOKUP_DEADLINE) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: list[str],
+        deadline: float = LOOKUP_DEADLINE,
+        security: dict[str, Any] | None = None,
+    ) -> None:
         from kafka import KafkaConsumer  # only needed against Kafka
 
         self.deadline = deadline
         self.consumer = KafkaConsumer(
+            **(security or {}),
             bootstrap_servers=bootstrap_servers,
             enable_auto_commit=False,
             consumer_timeout_ms=2000,
@@ -247,12 +258,14 @@ class Replayer:
         progress: TextIO | None = None,
         settle: float = DEFAULT_SETTLE,
         lookup_servers: list[str] | None = None,
+        security: dict[str, Any] | None = None,
     ) -> None:
         self.kafka, self.http_url, self.validator = kafka, http_url, validator
         self.invalid_log, self.dry_run, self.lookback = invalid_log, dry_run, lookback
         self.settle = settle
         # where to look for events already in Kafka: the output, or (--http) the brokers given
         self.lookup_servers = lookup_servers or (kafka.bootstrap_servers if kafka else None)
+        self.security = security or (kafka.security if kafka else {})
         self.progress = progress
         self.counts = Counts()
         self._producer: Any = None
@@ -360,7 +373,7 @@ class Replayer:
         if not by_topic:
             return []
         self.wait_for_late_deliveries(pending)
-        lookup = KafkaLookup(self.lookup_servers)
+        lookup = KafkaLookup(self.lookup_servers, security=self.security)
         left = []
         try:
             for topic, items in sorted(by_topic.items()):
@@ -404,6 +417,7 @@ class Replayer:
         from kafka import KafkaProducer  # only needed when producing directly
 
         self._producer = self._producer or KafkaProducer(
+            **self.kafka.security,
             bootstrap_servers=self.kafka.bootstrap_servers,
             acks="all",
             delivery_timeout_ms=30000,
@@ -436,7 +450,9 @@ class Replayer:
 
         assert self.kafka is not None
         listing = KafkaConsumer(
-            bootstrap_servers=self.kafka.bootstrap_servers, client_id="eventbus-replay-topics"
+            **self.kafka.security,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            client_id="eventbus-replay-topics",
         )
         try:
             known = listing.topics()
@@ -491,6 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="service config: its streams, schemas and deadline",
     )
     parser.add_argument(
+        "--kafka-client-config",
+        type=Path,
+        default=None,
+        help="YAML with the Kafka credentials replay connects with (the keys of the service's "
+        f"kafka.security); default {DEFAULT_CLIENT_CONFIG} when it exists",
+    )
+    parser.add_argument(
         "--no-validate", action="store_true", help="do not check events with the service's rules"
     )
     parser.add_argument("--dry-run", action="store_true", help="read and validate, produce nothing")
@@ -524,7 +547,10 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        security = client_security(args.kafka_client_config)
         kafka, inputs = resolve_targets(args)
+        if kafka is not None:
+            kafka.security = security
         validator = None
         lookback, settle = DEFAULT_LOOKBACK, DEFAULT_SETTLE
         if not args.no_validate:
@@ -544,7 +570,7 @@ def run(argv: list[str] | None) -> int:
             output = Path(input_path(args.output_invalid) or "/dev/stderr")
             invalid_log = FailedEventsLog(output, follow_links=output == Path("/dev/stderr"))
         streams = [open_input(p) for p in inputs]
-    except (ReplayError, OSError, UnicodeError) as err:
+    except (ReplayError, config_module.ConfigError, OSError, UnicodeError) as err:
         print(f"eventbus-replay: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -552,7 +578,7 @@ def run(argv: list[str] | None) -> int:
     lookup = args.bootstrap_servers.split(",") if args.http and args.bootstrap_servers else None
     replayer = Replayer(
         kafka, args.http, validator, invalid_log, args.dry_run, lookback, sys.stderr,
-        settle=settle, lookup_servers=lookup,
+        settle=settle, lookup_servers=lookup, security=security,
     )  # fmt: skip
     try:
         counts = replayer.replay(read_errors(streams, replayer.counts))
@@ -569,6 +595,16 @@ def run(argv: list[str] | None) -> int:
             f"{invalid_log.path}: {invalid_log.last_error}"
         )
     return EXIT_FAILED if counts.invalid or counts.failed else EXIT_DONE
+
+
+def client_security(path: Path | None) -> dict[str, Any]:
+    """The credentials of --kafka-client-config (which must exist), or of the default file
+    when it exists, or none (a plaintext cluster)."""
+    if path is None:
+        if not DEFAULT_CLIENT_CONFIG.exists():
+            return {}
+        path = DEFAULT_CLIENT_CONFIG
+    return config_module.load_client_security(path)
 
 
 def resolve_targets(args: argparse.Namespace) -> tuple[KafkaOutput | None, list[str | None]]:
