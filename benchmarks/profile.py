@@ -19,7 +19,7 @@ PARTS = [
     ("JSON (orjson loads/dumps)", ("intake.py:serialised", "intake.py:handle (intake.py:1")),
     ("intake, rest", ("intake.py",)),
     ("metrics (prometheus_client)", ("prometheus_client",)),
-    ("access log and logging", ("logging/", "AccessLogger")),
+    ("access log and logging", ("logging/", "access_log.py")),
     ("HTTP (aiohttp)", ("aiohttp",)),
     ("event loop (uvloop) and idle", ("uvloop", "run_forever", "_run_once")),
 ]

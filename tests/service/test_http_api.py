@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections import Counter
 
+from tests.harness._net import wait_until
 from tests.harness.kafka import KafkaCluster
 from tests.service.conftest import Service, consume_ids, make_event, wait_for_ids
 
@@ -174,8 +177,18 @@ def test_health_test_event_and_listings(eventbus: Service) -> None:
 
 
 def test_access_log_line(eventbus: Service) -> None:
-    eventbus.request("GET", "/healthz")
-    assert any(
-        line.endswith("ms") and "200 GET /healthz (127.0.0.1)" in line
-        for line in eventbus.log().splitlines()
+    """Written at the end of the loop's turn that answered (access_log.py), as logging would:
+    time stamp, level, process, logger name, then the runbook's line."""
+    marker = f"/healthz?probe={uuid.uuid4().hex}"
+    eventbus.request("GET", marker)
+    pattern = re.compile(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \(\S+ \d+\) eventbus\.access: "
+        + re.escape(f"200 GET {marker} (127.0.0.1) ")
+        + r"\d+\.\d\dms$"
+    )
+    wait_until(
+        lambda: any(pattern.match(line) for line in eventbus.log().splitlines()),
+        10,
+        "the request's access log line",
+        on_timeout=eventbus.log,
     )

@@ -29,10 +29,11 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestPayloadError
 
-from eventbus import __version__, metrics
+from eventbus import __version__, access_log, metrics
 from eventbus import config as config_module
+from eventbus.access_log import AccessLogger
 from eventbus.config import Config
-from eventbus.http import CUT_SHORT_SECONDS, DRAIN, AccessLogger, create_app, test_event_instance
+from eventbus.http import CUT_SHORT_SECONDS, DRAIN, create_app, test_event_instance
 from eventbus.producer import check_settings
 from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 from eventbus.validation import InvalidEventError, Validator
@@ -181,6 +182,7 @@ async def serve(config: Config, path: Path, sock: socket.socket) -> None:
                         config.shutdown_timeout)  # fmt: skip
     finally:
         await runner.cleanup()
+        access_log.flush()  # the last answers' lines
 
 
 def run_worker(path: Path) -> None:
