@@ -83,7 +83,7 @@ async def main_async(requests: int, repeats: int) -> None:
     old = old_way(service_logger("bench.old"))
     new = new_way(service_logger("bench.new"))
     best = {"before": float("inf"), "after": float("inf")}
-    for _ in range(repeats):  # interleaved, so that drift hits both alike
+    for _repeat in range(repeats):  # interleaved, so that drift hits both alike
         best["before"] = min(best["before"], await measure(old, requests))
         best["after"] = min(best["after"], await measure(new, requests))
     print(f"requests per repeat: {requests}, repeats: {repeats}, {PER_TURN} requests per loop turn")

@@ -262,7 +262,7 @@ def test_service_produces_over_sasl_ssl(users: KafkaCluster, tmp_path: Path) -> 
         "security": security(users, "eventbus"),
     }
     with own_service(tmp_path, users.bootstrap_servers, kafka=kafka) as service:
-        events = [make_event() for _ in range(5)]
+        events = [make_event() for _event in range(5)]
         answer = service.post(events)
         assert answer.status == 201, answer.body
         topics = service.request("GET", "/v1/topics")
@@ -287,7 +287,7 @@ def test_service_whose_user_may_not_write_answers_503_and_logs(
         "security": security(users, "eventbus-ops"),
     }
     with own_service(tmp_path, users.bootstrap_servers, kafka=kafka) as service:
-        events = [make_event() for _ in range(3)]
+        events = [make_event() for _event in range(3)]
         answer = service.post(events)
         assert answer.status == 503, (answer.status, answer.body)
         logged = {
@@ -298,11 +298,11 @@ def test_service_whose_user_may_not_write_answers_503_and_logs(
 
 
 def test_replay_reads_and_produces_as_its_user(users: KafkaCluster, tmp_path: Path) -> None:
-    events = [make_event() for _ in range(3)]
+    events = [make_event() for _event in range(3)]
     client = tmp_path / "replay-kafka.yaml"
     client.write_text(yaml.safe_dump(security(users, "eventbus-replay")))
     client.chmod(0o600)
-    done, _ = run_replay(
+    done, _seconds = run_replay(
         "--no-validate",
         "--kafka-client-config", str(client),
         "--bootstrap-servers", users.bootstrap_servers,
@@ -314,7 +314,7 @@ def test_replay_reads_and_produces_as_its_user(users: KafkaCluster, tmp_path: Pa
     assert {e["meta"]["id"] for e in events} <= consume_ids(users, "eqiad.test.event")
 
     # the same lines again: the lookup (READ) finds them, nothing produced twice
-    again, _ = run_replay(
+    again, _seconds = run_replay(
         "--no-validate",
         "--kafka-client-config", str(client),
         "--bootstrap-servers", users.bootstrap_servers,
@@ -326,7 +326,7 @@ def test_replay_reads_and_produces_as_its_user(users: KafkaCluster, tmp_path: Pa
     assert "already present 3" in again.stdout, again.stdout
 
     # without credentials the run is aborted, saying why, and nothing is marked done
-    bare, _ = run_replay(
+    bare, _seconds = run_replay(
         "--no-validate",
         "--bootstrap-servers", users.bootstrap_servers,
         "--topic-format", "eqiad.{meta[topic]}",

@@ -107,7 +107,13 @@ def _stream_handler(logger: logging.Logger) -> logging.StreamHandler[TextIO] | N
     if len(handlers) != 1:
         return None
     (handler,) = handlers
-    if type(handler) is not logging.StreamHandler or handler.level > logging.INFO:
+    # a plain stream (stderr, as logging.basicConfig sets up): a file handler may rotate on
+    # emit. (The service's handler filters only the Kafka client's records: not these.)
+    if (
+        not isinstance(handler, logging.StreamHandler)
+        or isinstance(handler, logging.FileHandler)
+        or handler.level > logging.INFO
+    ):
         return None
     return handler
 
