@@ -2,7 +2,8 @@
 pooled (eqiad read with the real confctl, codfw from HAProxy's runtime API), an event posted
 to each datacenter's service address answered 201 and consumed from <dc>.test.event, each
 host's events in its own datacenter, three KRaft voters per cluster, every topic's
-partitions fully in sync; and closed doors: the test event for its host only, no Prometheus
+partitions fully in sync; and closed doors: Kafka only on TLS with a login, each user held to
+its ACLs, the test event for its host only, no Prometheus
 lifecycle API, units sandboxed at least as Debian's prometheus.service, a memory ceiling."""
 
 from __future__ import annotations
@@ -112,6 +113,68 @@ def test_every_partition_is_fully_in_sync(lab: Lab, dc: str) -> None:
         if sorted(replicas.split(",")) != sorted(isr.split(","))
     ]
     assert out_of_sync == []
+
+
+# Run on a broker with the eventbus release's Python: what a client gets on the client port
+# with no login, a wrong password, replay's login (/etc/eventbus/replay-kafka.yaml) and, for
+# reading, the service's (its config's kafka.security), as JSON.
+KAFKA_DOORS = r"""
+import json, sys, yaml
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+servers, topic = sys.argv[1], sys.argv[2]
+quick = dict(request_timeout_ms=5000, bootstrap_timeout_ms=5000, reconnect_backoff_max_ms=1000)
+def topics(**login):
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=servers, **quick, **login)
+    except KafkaError as err:
+        return type(err).__name__
+    try:
+        return sorted(admin.list_topics())
+    except KafkaError as err:
+        return type(err).__name__
+    finally:
+        admin.close()
+def reads(**login):
+    consumer = KafkaConsumer(
+        bootstrap_servers=servers, auto_offset_reset="earliest", **quick, **login
+    )
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.poll(timeout_ms=5000)
+        return "read"
+    except KafkaError as err:
+        return type(err).__name__
+    finally:
+        consumer.close()
+replay = yaml.safe_load(open("/etc/eventbus/replay-kafka.yaml"))
+service = yaml.safe_load(open("/etc/eventbus/config.yaml"))["kafka"]["security"]
+print(json.dumps({
+    "none": topics(), "wrong": topics(**dict(replay, sasl_plain_password="not-the-password")),
+    "replay": topics(**replay), "replay_reads": reads(**replay), "service_reads": reads(**service),
+}))
+"""
+
+
+def test_kafka_wants_tls_a_login_and_an_acl(lab: Lab, dc: str) -> None:
+    broker = lab.broker(dc)
+    answer = lab.host(broker).check_output(
+        "/srv/deployment/eventbus/current/bin/python -c %s %s:9092 %s.test.event",
+        KAFKA_DOORS,
+        broker,
+        dc,
+    )
+    seen = json.loads(answer)
+    assert isinstance(seen["none"], str), seen  # no TLS and no login: refused
+    assert isinstance(seen["wrong"], str), seen  # a wrong password: refused
+    assert f"{dc}.test.event" in seen["replay"]
+    assert seen["replay_reads"] == "read"
+    assert seen["service_reads"] == "TopicAuthorizationFailedError"  # it may only produce
+    # the nodes' TLS listeners (between brokers, to the controllers) want a certificate
+    server = lab.host(broker).check_output("cat /etc/kafka/server.properties")
+    assert "listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL" in server
+    assert "listener.name.internal.ssl.client.auth=required" in server
+    assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" in server
 
 
 def get_json(url: str) -> dict:
