@@ -41,6 +41,7 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._conftool i
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._etcd import (
     INDEX_CLEARED,
     KEY_NOT_FOUND,
+    EtcdAuthError,
     EtcdClient,
     EtcdUnavailableError,
 )
@@ -115,7 +116,7 @@ class ConftoolWatch:
         """Every member of the pool ({name: {"pooled": ..., "weight": ...}}) and etcd's index."""
         try:
             body, index = self.etcd.get(self.pool_path, recursive=True)
-        except EtcdUnavailableError as err:
+        except (EtcdUnavailableError, EtcdAuthError) as err:  # a login refused: keep state too
             raise UnavailableError(str(err)) from err
         if body.get("errorCode") == KEY_NOT_FOUND:  # nobody registered yet
             return {}, index
@@ -142,6 +143,8 @@ class ConftoolWatch:
         except EtcdUnavailableError as err:
             if err.timed_out:
                 return
+            raise UnavailableError(str(err)) from err
+        except EtcdAuthError as err:
             raise UnavailableError(str(err)) from err
         if body.get("errorCode") not in (None, INDEX_CLEARED, KEY_NOT_FOUND):
             raise UnavailableError(f"etcd {self.etcd.url} answered {body}")
@@ -181,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     watcher.add_argument("--haproxy-socket", default="/run/haproxy/admin.sock")
     watcher.add_argument("--backend", required=True)
     watcher.add_argument("--resync", type=float, default=30.0, help="seconds between full checks")
+    watcher.add_argument(
+        "--etcd-login",
+        type=Path,
+        default=None,
+        help="file holding 'user:password' for etcd's v2 auth (default: the systemd credential "
+        "'etcd', $CREDENTIALS_DIRECTORY/etcd, when there is one)",
+    )
     saver = commands.add_parser("save-state", help="write HAProxy's server-state-file")
     saver.add_argument("--haproxy-socket", default="/run/haproxy/admin.sock")
     saver.add_argument("--state-file", type=Path, default=Path("/var/lib/haproxy/server-state"))
@@ -203,10 +213,29 @@ def main(argv: list[str] | None = None) -> int:
     except PoolError as err:
         print(f"eventbus-lb: {err}", file=sys.stderr)
         return 1
-    LOG.info("applying %s at %s to HAProxy backend %s", args.pool_path, args.etcd_url, args.backend)
-    watch(ConftoolWatch(EtcdClient(args.etcd_url), args.pool_path), haproxy, args.backend,
-          args.resync)  # fmt: skip
+    try:
+        username, password = etcd_login(args.etcd_login)
+    except (OSError, ValueError) as err:
+        print(f"eventbus-lb: etcd login: {err}", file=sys.stderr)
+        return 2
+    LOG.info("applying %s at %s%s to HAProxy backend %s", args.pool_path, args.etcd_url,
+             f" as {username}" if username else "", args.backend)  # fmt: skip
+    etcd = EtcdClient(args.etcd_url, username=username, password=password)
+    watch(ConftoolWatch(etcd, args.pool_path), haproxy, args.backend, args.resync)
     return 0
+
+
+def etcd_login(path: Path | None) -> tuple[str | None, str | None]:
+    """(user, password) from ``path`` or the unit's 'etcd' credential; (None, None) without."""
+    if path is None:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory or not (Path(directory) / "etcd").exists():
+            return None, None
+        path = Path(directory) / "etcd"
+    user, sep, password = path.read_text(encoding="utf-8").strip().partition(":")
+    if not sep or not user:
+        raise ValueError(f"{path} must hold 'user:password'")
+    return user, password
 
 
 if __name__ == "__main__":

@@ -78,7 +78,31 @@ def after_proof(lab: Lab) -> dict[str, Any]:
             "haproxy": remote.haproxy_status(lab, lab.loadbalancer(dc))[name],
             "boots": len(remote.sh(lab, name, "journalctl --list-boots --no-pager").splitlines()),
         }
-    return {"hosts": hosts}
+    return {"hosts": hosts, "certificates": certificates(lab)}
+
+
+# On a Kafka node: the serial of the certificate it serves on its TLS port (broker: the
+# clients'; controller-only: the controllers'), and of the one on disk with its notBefore.
+CERTIFICATES = r"""
+cd /etc/kafka/tls
+served=$(openssl s_client -connect "$2:$1" -cert node.pem -key node.key -CAfile ca.pem \
+  </dev/null 2>/dev/null | openssl x509 -noout -serial)
+disk=$(openssl x509 -in /etc/kafka/tls/node.pem -noout -serial)
+since=$(date -d "$(openssl x509 -in /etc/kafka/tls/node.pem -noout -startdate | cut -d= -f2)" +%s)
+echo "$served $disk $since"
+"""
+
+
+def certificates(lab: Lab) -> dict[str, dict[str, Any]]:
+    """Each Kafka node's served and on-disk certificates, after the proof renewed them (a
+    converge under load) and rolled Kafka."""
+    seen = {}
+    for name in [*lab.eventbus, *lab.loadbalancers]:
+        port = 9092 if name in lab.eventbus else 9093
+        script = f"bash -c {shlex.quote(CERTIFICATES)} certificates {port} {name}"
+        served, disk, since = remote.sh(lab, name, script).split()
+        seen[name] = {"served": served, "disk": disk, "not_before": int(since)}
+    return seen
 
 
 def broken_service(lab: Lab) -> dict[str, Any]:

@@ -63,10 +63,11 @@ def playbook(  # type: ignore[no-untyped-def]
 
 def recorded(lab: Lab, *args: str, reason: str = "lab test", keep: int = 20000) -> dict[str, Any]:
     """:func:`playbook`, said on stdout, as the lab scripts record it: its exit code and the
-    last ``keep`` characters of its output."""
+    last ``keep`` characters of its output and of its errors (ansible's own errors, such as a
+    playbook or an inventory it cannot load, go to stderr only)."""
     progress(f"ansible-playbook {shlex.join(args)}")
     done = playbook(lab, *args, reason=reason)
-    return {"rc": done.returncode, "stdout": done.stdout[-keep:]}
+    return {"rc": done.returncode, "stdout": done.stdout[-keep:], "stderr": done.stderr[-keep:]}
 
 
 def playbook_argv(lab: Lab, *args: str, reason: str = "lab test") -> list[str]:

@@ -5,6 +5,7 @@ locks in it, the service's version, and the event ids in a topic."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import shlex
@@ -50,13 +51,32 @@ def haproxy_status(lab: Lab, lb: str, backend: str = "eventbus") -> dict[str, st
     }
 
 
+ETCD_USER = "eventbus-ops"
+
+
+def etcd_password(lab: Lab) -> str:
+    """The eventbus-ops etcd user's password, as the inventory's secret lookup keeps it on
+    the controller (group_vars/all.yml: eventbus_etcd_password)."""
+    path = Path(lab.settings["kafka_pki_dir"]) / "etcd" / f"{ETCD_USER}.password"
+    return path.read_text().splitlines()[0]
+
+
+def etcd_request(lab: Lab, url: str, method: str = "GET") -> urllib.request.Request:
+    """A request of etcd's v2 API, logged in as eventbus-ops (anonymous requests are refused)."""
+    login = base64.b64encode(f"{ETCD_USER}:{etcd_password(lab)}".encode()).decode()
+    return urllib.request.Request(url, method=method, headers={"Authorization": f"Basic {login}"})
+
+
 def confctl(lab: Lab, dc: str, *args: str) -> str:
     """Run the real confctl (PyPI conftool, in the controller's virtualenv) against the
-    datacenter's etcd, on its conf host."""
+    datacenter's etcd, on its conf host, logged in as eventbus-ops."""
     etcd_host = lab.host(lab.loadbalancer(dc)).address
     with tempfile.TemporaryDirectory(prefix="confctl-") as tmp:
         etcdrc = Path(tmp) / "etcdrc"
-        etcdrc.write_text(yaml.safe_dump({"host": etcd_host, "port": 2379, "protocol": "http"}))
+        etcdrc.write_text(yaml.safe_dump({
+            "host": etcd_host, "port": 2379, "protocol": "http",
+            "username": ETCD_USER, "password": etcd_password(lab),
+        }))  # fmt: skip
         config = Path(tmp) / "conftool.yaml"
         config.write_text(yaml.safe_dump({"driver_options": {"etcd_config_file": str(etcdrc)}}))
         result = subprocess.run(
@@ -112,7 +132,8 @@ def run_locks(lab: Lab, datacenters: list[str] | None = None) -> list[str]:
     held: list[str] = []
     for dc in datacenters or lab.datacenters:
         try:
-            with urllib.request.urlopen(_locks_url(lab, dc, "recursive=true"), timeout=5) as answer:
+            locks = etcd_request(lab, _locks_url(lab, dc, "recursive=true"))
+            with urllib.request.urlopen(locks, timeout=5) as answer:
                 nodes = [json.load(answer)["node"]]
         except urllib.error.HTTPError as err:
             if err.code == 404:  # no lock was ever taken there
@@ -131,7 +152,7 @@ def release_run_locks(lab: Lab) -> None:
     for dc in lab.datacenters:
         url = _locks_url(lab, dc, "recursive=true&dir=true")
         with contextlib.suppress(OSError):  # nothing to release
-            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+            urllib.request.urlopen(etcd_request(lab, url, "DELETE"), timeout=5).close()
 
 
 FAILED_EVENTS_LOG = "/srv/log/eventbus/failed_events.log"

@@ -34,6 +34,15 @@ options:
     description:
       - CA bundle to verify etcd's certificate with, for an C(https) O(etcd_url).
     type: path
+  etcd_username:
+    description:
+      - The etcd user to log in as, where etcd's v2 authentication is on (the loadbalancer role
+        turns it on); its role must allow writing the pool's keys (reading, for pool_member_info).
+    type: str
+  etcd_password:
+    description:
+      - Its password.
+    type: str
   datacenter:
     description:
       - conftool datacenter, for example V(eqiad). Required with O(backend=conftool).

@@ -18,6 +18,7 @@ import json
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._etcd import (
     COMPARE_FAILED,
     KEY_NOT_FOUND,
+    EtcdAuthError,
     EtcdClient,
     EtcdUnavailableError,
 )
@@ -78,10 +79,17 @@ class ConftoolPool(object):
         timeout=10,
         validate_certs=True,
         ca_path=None,
+        username=None,
+        password=None,
     ):
         try:
             self.etcd = EtcdClient(
-                etcd_url, timeout, ca_path=ca_path, validate_certs=validate_certs
+                etcd_url,
+                timeout,
+                ca_path=ca_path,
+                validate_certs=validate_certs,
+                username=username,
+                password=password,
             )
         except ValueError as err:
             raise PoolError("%s; set etcd_url to etcd's client URL" % err) from None
@@ -101,6 +109,8 @@ class ConftoolPool(object):
             return getattr(self.etcd, method)(*args, **kwargs)[0]
         except EtcdUnavailableError as err:
             raise PoolError("%s; check etcd_url and that etcd is running" % err) from err
+        except EtcdAuthError as err:
+            raise PoolError("%s (etcd_username, etcd_password)" % err) from err
 
     def members(self):
         answer = self._call("get", self.path)

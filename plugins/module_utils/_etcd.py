@@ -10,12 +10,15 @@ Python: so this file imports the standard library only) and the tests.
 Every answer is ``(body, index)``: etcd's JSON answer (errors included, with ``status`` set
 to the HTTP status) and the ``X-Etcd-Index`` it was given at. ``EtcdUnavailableError`` means
 etcd could not be reached or cut the answer off; the caller decides whether to retry.
+``EtcdAuthError`` means etcd (with v2 authentication on) refused the client's login, or its
+user has no right to the key.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
 import socket
 import ssl
@@ -27,6 +30,7 @@ KEY_NOT_FOUND = 100
 COMPARE_FAILED = 101
 NODE_EXISTS = 105
 INDEX_CLEARED = 401
+AUTH_REQUIRED = 110  # "The request requires user authentication": no login, a wrong one, no right
 
 
 class EtcdUnavailableError(Exception):
@@ -37,10 +41,17 @@ class EtcdUnavailableError(Exception):
         self.timed_out = timed_out
 
 
-class EtcdClient(object):
-    """``url`` is etcd's client URL (``http://host:2379`` or ``https://...``)."""
+class EtcdAuthError(Exception):
+    """etcd refused the request: no login where one is required, a wrong password, or a user
+    without the right to the key."""
 
-    def __init__(self, url, timeout=10.0, ca_path=None, validate_certs=True):
+
+class EtcdClient(object):
+    """``url`` is etcd's client URL (``http://host:2379`` or ``https://...``); with
+    ``username``, every request logs in as that user (HTTP basic auth, etcd's v2 auth)."""
+
+    def __init__(self, url, timeout=10.0, ca_path=None, validate_certs=True, username=None,
+                 password=None):  # fmt: skip
         self.url = url.rstrip("/")
         self.timeout = timeout
         parts = urlsplit(self.url)
@@ -49,6 +60,11 @@ class EtcdClient(object):
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or 2379
+        self.username = username
+        self._authorization = None
+        if username:
+            login = ("%s:%s" % (username, password or "")).encode("utf-8")
+            self._authorization = "Basic " + base64.b64encode(login).decode("ascii")
         self._context = None
         if self._https:
             self._context = ssl.create_default_context(cafile=ca_path)
@@ -63,10 +79,17 @@ class EtcdClient(object):
             ("?" + urlencode(sorted(query.items()))) if query else "",
         )
 
-    def request(self, method, key, query=None, form=None, timeout=None):
-        """One call of the keys API (a connection of its own); ``(body, index)``."""
-        data = urlencode(sorted(form.items())).encode() if form is not None else None
-        headers = {"Content-Type": "application/x-www-form-urlencoded"} if data else {}
+    def request(self, method, key, query=None, form=None, timeout=None, path=None, payload=None):
+        """One call of the keys API (a connection of its own); ``(body, index)``. With
+        ``path`` and ``payload``, a call of another v2 API (``/v2/auth/...``) with a JSON body."""
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json"}
+        else:
+            data = urlencode(sorted(form.items())).encode() if form is not None else None
+            headers = {"Content-Type": "application/x-www-form-urlencoded"} if data else {}
+        if self._authorization:
+            headers["Authorization"] = self._authorization
         timeout = timeout or self.timeout
         if self._https:
             connection = HTTPSConnection(
@@ -75,10 +98,11 @@ class EtcdClient(object):
         else:
             connection = HTTPConnection(self._host, self._port, timeout=timeout)
         try:
-            connection.request(method, self.key_path(key, query), body=data, headers=headers)
+            target = path or self.key_path(key, query)
+            connection.request(method, target, body=data, headers=headers)
             answer = connection.getresponse()
             raw = answer.read()
-            return self._decode(raw, answer.status if answer.status >= 300 else 0, answer)
+            body, index = self._decode(raw, answer.status if answer.status >= 300 else 0, answer)
         except (OSError, HTTPException) as err:
             raise EtcdUnavailableError(
                 "cannot reach etcd at %s: %s" % (self.url, err),
@@ -86,6 +110,15 @@ class EtcdClient(object):
             ) from err
         finally:
             connection.close()
+        if body.get("errorCode") == AUTH_REQUIRED or body.get("status") in (401, 403):
+            who = "as %s" % self.username if self.username else "without a login"
+            raise EtcdAuthError(
+                "etcd at %s refused %s %s %s (%s): check the etcd user and password, and that "
+                "the user's role may %s that key"
+                % (self.url, method, key, who, body.get("message") or body.get("status"),
+                   "write" if method in ("PUT", "POST", "DELETE") else "read")
+            )  # fmt: skip
+        return body, index
 
     @staticmethod
     def _decode(raw, status, headers):
@@ -136,3 +169,7 @@ class EtcdClient(object):
         if prev_value is not None:
             query["prevValue"] = prev_value
         return self.request("DELETE", key, query)
+
+    def auth(self, method, what, payload=None):
+        """A call of the v2 auth API; ``what``: ``enable``, ``users/<name>``, ``roles/<name>``."""
+        return self.request(method, what, path="/v2/auth/" + what, payload=payload)[0]

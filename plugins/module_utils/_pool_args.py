@@ -23,6 +23,8 @@ def pool_connection_argspec():
         backend=dict(type="str", required=True, choices=["conftool", "haproxy"]),
         etcd_url=dict(type="str", default="http://127.0.0.1:2379"),
         etcd_ca_path=dict(type="path"),
+        etcd_username=dict(type="str"),
+        etcd_password=dict(type="str", no_log=True),
         datacenter=dict(type="str"),
         cluster=dict(type="str"),
         service=dict(type="str"),
@@ -40,6 +42,7 @@ POOL_REQUIRED_IF = [
     ("backend", "haproxy", ("haproxy_socket", "haproxy_address"), True),
 ]
 POOL_MUTUALLY_EXCLUSIVE = [("haproxy_socket", "haproxy_address")]
+POOL_REQUIRED_TOGETHER = [("etcd_username", "etcd_password")]
 
 
 def build_store(params):
@@ -52,6 +55,8 @@ def build_store(params):
             prefix=params["conftool_prefix"],
             timeout=params["timeout"],
             ca_path=params["etcd_ca_path"],
+            username=params["etcd_username"],
+            password=params["etcd_password"],
         )
     runtime = HAProxyRuntime(
         socket_path=params["haproxy_socket"],

@@ -31,6 +31,7 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._etcd impor
     COMPARE_FAILED,
     KEY_NOT_FOUND,
     NODE_EXISTS,
+    EtcdAuthError,
     EtcdClient,
     EtcdUnavailableError,
 )
@@ -58,9 +59,11 @@ def age_text(seconds):
 
 class RunLock(object):
     def __init__(self, etcd_url, scope, prefix=DEFAULT_PREFIX, timeout=10.0, ca_path=None,
-                 clock=time.time):  # fmt: skip
+                 clock=time.time, username=None, password=None):  # fmt: skip
         try:
-            self.etcd = EtcdClient(etcd_url, timeout, ca_path=ca_path)
+            self.etcd = EtcdClient(
+                etcd_url, timeout, ca_path=ca_path, username=username, password=password
+            )
         except ValueError as err:
             raise LockError("%s; set the lock's etcd URL" % err) from None
         self.key = "%s/%s" % (prefix.rstrip("/"), scope.strip("/"))
@@ -72,6 +75,11 @@ class RunLock(object):
         except EtcdUnavailableError as err:
             raise LockError(
                 "%s: the run lock %s cannot be checked; nothing was changed" % (err, self.key)
+            ) from err
+        except EtcdAuthError as err:
+            raise LockError(
+                "%s (etcd_username, etcd_password): the run lock %s cannot be checked; nothing "
+                "was changed" % (err, self.key)
             ) from err
 
     def read(self):

@@ -150,6 +150,7 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool impor
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool_args import (
     POOL_MUTUALLY_EXCLUSIVE,
     POOL_REQUIRED_IF,
+    POOL_REQUIRED_TOGETHER,
     build_store,
     pool_connection_argspec,
 )
@@ -185,6 +186,7 @@ def main():
         argument_spec=argument_spec(),
         required_if=POOL_REQUIRED_IF,
         mutually_exclusive=POOL_MUTUALLY_EXCLUSIVE,
+        required_together=POOL_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
     validate(module)

@@ -35,6 +35,15 @@ options:
       - etcd client URL with the v2 keys API (both datacenters' conf hosts run one).
     type: str
     required: true
+  etcd_username:
+    description:
+      - The etcd user to log in as, where etcd's v2 authentication is on; its role must allow
+        writing the lock's keys (under O(prefix)).
+    type: str
+  etcd_password:
+    description:
+      - Its password.
+    type: str
   etcd_ca_path:
     description:
       - CA bundle to verify etcd's certificate with, for an C(https) O(etcd_url).
@@ -168,6 +177,8 @@ def main():
         argument_spec=dict(
             etcd_url=dict(type="str", required=True),
             etcd_ca_path=dict(type="path"),
+            etcd_username=dict(type="str"),
+            etcd_password=dict(type="str", no_log=True),
             scope=dict(type="str", required=True),
             prefix=dict(type="str", default=DEFAULT_PREFIX),
             state=dict(type="str", default="held", choices=["held", "progress", "released"]),
@@ -183,6 +194,7 @@ def main():
             timeout=dict(type="float", default=10.0),
         ),
         required_if=[("state", "held", ("playbook", "reason"))],
+        required_together=[("etcd_username", "etcd_password")],
         supports_check_mode=True,
     )
     params = module.params
@@ -192,7 +204,8 @@ def main():
     result = {}
     try:
         lock = RunLock(params["etcd_url"], params["scope"], params["prefix"], params["timeout"],
-                       params["etcd_ca_path"])  # fmt: skip
+                       params["etcd_ca_path"], username=params["etcd_username"],
+                       password=params["etcd_password"])  # fmt: skip
         result["key"] = lock.key
         if module.check_mode:
             current, _index = lock.read()

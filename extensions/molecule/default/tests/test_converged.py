@@ -177,6 +177,29 @@ def test_kafka_wants_tls_a_login_and_an_acl(lab: Lab, dc: str) -> None:
     assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" in server
 
 
+def test_etcd_refuses_the_anonymous(lab: Lab, dc: str) -> None:
+    """Nobody without a login reads or changes the pool or forges a run lock (the playbooks
+    log in as eventbus-ops: the proof and the cases depool, repool and lock through it)."""
+    address = lab.address(lab.loadbalancer(dc))
+    for method, key in (
+        ("GET", "/conftool/v1/pools"),
+        ("PUT", f"/conftool/v1/pools/{dc}/eventbus/eventbus/intruder"),
+        ("PUT", "/eventbus-ops/locks/pool/forged"),
+    ):
+        request = urllib.request.Request(
+            f"http://{address}:2379/v2/keys{key}",
+            data=b"value=x" if method == "PUT" else None,
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as err:
+            status = err.code
+        assert status == 401, (dc, method, key, status)
+    # (test_every_host_is_pooled_and_up reads eqiad's pool with the real confctl, logged in)
+
+
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
@@ -266,6 +289,7 @@ def test_the_units_are_sandboxed_at_least_as_debian_sandboxes_prometheus(lab: La
         # the exporters: HAProxy's runs in HAProxy, the JMX exporter in Kafka
         "haproxy.service": exposure(conf, "haproxy.service"),
         "prometheus-alertmanager.service": exposure(conf, "prometheus-alertmanager.service"),
+        "etcd.service": exposure(conf, "etcd.service"),
     }
     print(f"systemd-analyze security: prometheus.service {baseline}, {scores}")
     assert {unit: score for unit, score in scores.items() if score > baseline} == {}

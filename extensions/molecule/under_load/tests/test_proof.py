@@ -52,12 +52,13 @@ def case(cases: dict[str, Any], name: str) -> dict[str, Any]:
     return seen
 
 
-def test_the_four_playbooks_ran_and_exited_0(proof: dict) -> None:
+def test_the_playbooks_ran_and_exited_0(proof: dict) -> None:
     runs = [(run["playbook"].split()[0], run["exit"]) for run in proof["playbooks"]]
     assert runs == [
         ("eventplatform.eventbus.rolling_restart", 0),
         ("eventplatform.eventbus.reboot", 0),
         ("eventplatform.eventbus.deploy", 0),
+        ("eventplatform.eventbus.site", 0),  # the certificates renewed (--tags kafka_tls)
         ("eventplatform.eventbus.kafka_rolling_restart", 0),
     ], [run.get("failure") for run in proof["playbooks"]]  # the failed one's message
     rolling = proof["playbooks"][0]
@@ -75,13 +76,29 @@ def test_the_four_playbooks_ran_and_exited_0(proof: dict) -> None:
         assert "canary" in steps[steps.index("traffic") :], (canary, steps)  # after it is back
     # the Kafka roll: every node of both clusters, controller-only nodes first, the active
     # controller last (the order is the report's)
-    roll = proof["playbooks"][3]["hosts"]
+    roll = proof["playbooks"][4]["hosts"]
     assert sorted(roll) == sorted([*MODEL.eventbus, *MODEL.group("conf")])
     for node, steps in roll.items():
         assert [s["step"] for s in steps] == [
             "silence", "safe to stop", "restart kafka", "kafka rejoined", "leaders", "grace",
             "unsilence",
         ], node  # fmt: skip
+
+
+def test_the_kafka_roll_brought_every_node_up_on_its_renewed_certificate(
+    proof: dict, cases: dict
+) -> None:
+    """The converge under load renewed every node's certificate without restarting it; the
+    Kafka roll then restarted each one on it: what each node serves is the certificate on its
+    disk, and that one was signed during the converge."""
+    renewal, roll = proof["playbooks"][3], proof["playbooks"][4]
+    seen = case(cases, "after_proof")["certificates"]
+    assert sorted(seen) == sorted([*MODEL.eventbus, *MODEL.group("conf")])
+    for node, cert in seen.items():
+        assert cert["served"] == cert["disk"], node
+        # openssl writes notBefore to the second: a second of slack
+        assert renewal["started_at"] - 1 <= cert["not_before"] <= renewal["ended_at"], node
+        assert cert["not_before"] < roll["started_at"], node
 
 
 def test_no_request_failed_and_every_acknowledged_event_is_in_kafka(proof: dict, dc: str) -> None:
@@ -216,14 +233,16 @@ def test_a_deploy_that_cannot_install_stopped_and_left_no_lock(cases: dict) -> N
     seen = case(cases, "install_fails")
     out = seen["run"]["stdout"]
     assert seen["run"]["rc"] != 0
-    assert "could not be installed" in out, out[-3000:]
+    assert "could not be installed" in out, out[-3000:] + seen["run"].get("stderr", "")
     assert "the run locks are released" in out
     assert seen["locks_left"] == []  # the next run is not refused
     assert "step 'install'" in seen["end_line"], seen["end_line"]
     assert set(seen["haproxy"].values()) == {"UP"}  # no host was depooled
     refused = seen["rollback"]
     assert refused["rc"] != 0
-    assert "has no previous release to roll back to" in refused["stdout"], refused["stdout"][-3000:]
+    assert "has no previous release to roll back to" in refused["stdout"], refused["stdout"][
+        -3000:
+    ] + refused.get("stderr", "")
     assert seen["locks_after_rollback"] == []
 
 
