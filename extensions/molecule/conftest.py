@@ -8,8 +8,12 @@ datacenter).
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import testinfra
@@ -62,6 +66,19 @@ class Lab:
     def confctl_get(self, name: str, _workdir: Path | None = None) -> dict:
         """The host's conftool object, read with the real confctl."""
         return remote.confctl_get(self.model, name)
+
+    def alertmanager(self, dc: str, path: str, login: bool = True) -> tuple[int, Any]:
+        """GET a path of the datacenter's Alertmanager, logged in as the runbook's user or
+        not: (status, JSON or None)."""
+        url = f"http://{self.address(self.loadbalancer(dc))}:9095{path}"
+        request = urllib.request.Request(url)
+        if login:
+            request = remote.alertmanager_request(self.model, url)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, None
 
     def openapi_version(self, name: str) -> str:
         return remote.openapi_version(self.model, name)

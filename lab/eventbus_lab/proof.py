@@ -356,7 +356,8 @@ class AlertWatcher(threading.Thread):
         while not self.halt.wait(0.5):
             for url in self.urls:
                 try:
-                    with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=3) as answer:
+                    request = remote.alertmanager_request(lab(), f"{url}/api/v2/alerts")
+                    with urllib.request.urlopen(request, timeout=3) as answer:
                         alerts = json.load(answer)
                 except (OSError, ValueError):
                     continue
@@ -390,7 +391,8 @@ def alertmanagers() -> list[str]:
 def active_silences(urls: list[str]) -> list[dict[str, Any]]:
     active = []
     for url in urls:
-        with urllib.request.urlopen(f"{url}/api/v2/silences", timeout=5) as answer:
+        request = remote.alertmanager_request(lab(), f"{url}/api/v2/silences")
+        with urllib.request.urlopen(request, timeout=5) as answer:
             active += [s for s in json.load(answer) if s["status"]["state"] == "active"]
     return active
 

@@ -54,17 +54,36 @@ def haproxy_status(lab: Lab, lb: str, backend: str = "eventbus") -> dict[str, st
 ETCD_USER = "eventbus-ops"
 
 
+def lab_secret(lab: Lab, *parts: str) -> str:
+    """A secret as the inventory's secret lookups keep it on the controller, under
+    kafka_pki_dir (group_vars/all.yml), e.g. ``lab_secret(lab, "etcd", "root.password")``."""
+    return Path(lab.settings["kafka_pki_dir"]).joinpath(*parts).read_text().splitlines()[0]
+
+
 def etcd_password(lab: Lab) -> str:
-    """The eventbus-ops etcd user's password, as the inventory's secret lookup keeps it on
-    the controller (group_vars/all.yml: eventbus_etcd_password)."""
-    path = Path(lab.settings["kafka_pki_dir"]) / "etcd" / f"{ETCD_USER}.password"
-    return path.read_text().splitlines()[0]
+    """The eventbus-ops etcd user's password (group_vars/all.yml: eventbus_etcd_password)."""
+    return lab_secret(lab, "etcd", f"{ETCD_USER}.password")
+
+
+def logged_in(url: str, user: str, password: str, method: str = "GET") -> urllib.request.Request:
+    """A request with HTTP basic authentication."""
+    login = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.request.Request(url, method=method, headers={"Authorization": f"Basic {login}"})
 
 
 def etcd_request(lab: Lab, url: str, method: str = "GET") -> urllib.request.Request:
     """A request of etcd's v2 API, logged in as eventbus-ops (anonymous requests are refused)."""
-    login = base64.b64encode(f"{ETCD_USER}:{etcd_password(lab)}".encode()).decode()
-    return urllib.request.Request(url, method=method, headers={"Authorization": f"Basic {login}"})
+    return logged_in(url, ETCD_USER, etcd_password(lab), method)
+
+
+ALERTMANAGER_USER = "eventbus-ops"
+
+
+def alertmanager_request(lab: Lab, url: str, method: str = "GET") -> urllib.request.Request:
+    """A request of a datacenter's Alertmanager, logged in as eventbus-ops, the runbook's user
+    (group_vars/all.yml: monitoring_alertmanager_users; anonymous requests are refused)."""
+    password = lab_secret(lab, "alertmanager", f"{ALERTMANAGER_USER}.password")
+    return logged_in(url, ALERTMANAGER_USER, password, method)
 
 
 def confctl(lab: Lab, dc: str, *args: str) -> str:

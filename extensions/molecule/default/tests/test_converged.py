@@ -3,8 +3,9 @@ pooled (eqiad read with the real confctl, codfw from HAProxy's runtime API), an 
 to each datacenter's service address answered 201 and consumed from <dc>.test.event, each
 host's events in its own datacenter, three KRaft voters per cluster, every topic's
 partitions fully in sync; and closed doors: Kafka only on TLS with a login, each user held to
-its ACLs, the test event for its host only, no Prometheus
-lifecycle API, units sandboxed at least as Debian's prometheus.service, a memory ceiling."""
+its ACLs, the test event for its host only, etcd and Alertmanager only with a login, no
+Prometheus lifecycle API, units sandboxed at least as Debian's prometheus.service, a memory
+ceiling."""
 
 from __future__ import annotations
 
@@ -198,6 +199,18 @@ def test_etcd_refuses_the_anonymous(lab: Lab, dc: str) -> None:
             status = err.code
         assert status == 401, (dc, method, key, status)
     # (test_every_host_is_pooled_and_up reads eqiad's pool with the real confctl, logged in)
+
+
+def test_alertmanager_answers_only_its_users(lab: Lab, dc: str) -> None:
+    """Nobody without a login reads the alerts or makes a silence; the runbook's user does
+    (the proof's playbooks silence every host through it; test_proof.py's silenced alerts are
+    the ones Prometheus delivered, logged in as its own user)."""
+    for path in ("/api/v2/silences", "/api/v2/alerts", "/-/ready"):
+        assert lab.alertmanager(dc, path, login=False)[0] == 401, (dc, path)
+    status, silences = lab.alertmanager(dc, "/api/v2/silences")
+    assert status == 200, dc
+    assert isinstance(silences, list)
+    assert lab.alertmanager(dc, "/-/ready")[0] == 200, dc
 
 
 def get_json(url: str) -> dict:
