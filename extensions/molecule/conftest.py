@@ -69,14 +69,16 @@ class Lab:
 
     def alertmanager(self, dc: str, path: str, login: bool = True) -> tuple[int, Any]:
         """GET a path of the datacenter's Alertmanager, logged in as the runbook's user or
-        not: (status, JSON or None)."""
+        not: (status, the JSON or text answered; None when refused)."""
         url = f"http://{self.address(self.loadbalancer(dc))}:9095{path}"
         request = urllib.request.Request(url)
         if login:
             request = remote.alertmanager_request(self.model, url)
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status, json.loads(answer.read() or b"null")
+                text = answer.read()
+                is_json = answer.headers.get_content_type() == "application/json"
+                return answer.status, json.loads(text) if is_json else text.decode()
         except urllib.error.HTTPError as err:
             return err.code, None
 
