@@ -4,6 +4,7 @@ request's delivery reports, arriving on another thread, finish the request exact
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ import pytest
 from eventbus.config import KafkaSettings
 from eventbus.producer import (
     KafkaUnavailableError,
+    ReportSlots,
     TopicCatalog,
     _Delivery,
     librdkafka_config,
@@ -126,6 +128,67 @@ def test_a_request_with_nothing_handed_over_finishes_at_once() -> None:
         delivery.results[0] = KafkaUnavailableError("unknown topic")
         delivery.handed_over(0)
         assert delivery.future.done()
+
+    asyncio.run(scenario())
+
+
+def test_report_slots_reach_their_request_and_record_and_are_reused() -> None:
+    """Two requests' records share the slots; each report reaches its own request and index
+    however the reports interleave (from the poller's thread); a slot serves record after
+    record instead of a new callable per record."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        slots = ReportSlots()
+        for round_ in range(3):
+            first, second = _Delivery(loop, 500), _Delivery(loop, 700)
+            taken = [(first, i, *slots.take(first, i)) for i in range(500)]
+            taken += [(second, i, *slots.take(second, i)) for i in range(700)]
+            assert len({slot for _d, _i, slot, _cb in taken}) == 1200  # one slot per record
+            random.Random(round_).shuffle(taken)
+            first.handed_over(500)
+            second.handed_over(700)
+
+            def reports(taken: list = taken, failing: _Delivery = second) -> None:
+                for delivery, index, _slot, callback in taken:
+                    failed = delivery is failing and index % 7 == 0
+                    callback("broker down" if failed else None, None)
+
+            thread = threading.Thread(target=reports)
+            thread.start()
+            await asyncio.wait_for(asyncio.gather(first.future, second.future), 10)
+            thread.join()
+            assert first.results == [True] * 500
+            for index, result in enumerate(second.results):
+                if index % 7 == 0:
+                    assert isinstance(result, KafkaUnavailableError), index
+                else:
+                    assert result is True, index
+        assert slots.made == 1200  # the second and third rounds made no callable
+
+    asyncio.run(scenario())
+
+
+def test_a_slot_not_handed_over_is_given_back_and_a_full_set_falls_back() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        slots = ReportSlots(limit=2)
+        delivery = _Delivery(loop, 3)
+        first, _callback = slots.take(delivery, 0)
+        slots.give_back(first)  # the producer refused it: no report will come
+        again, callback0 = slots.take(delivery, 0)
+        assert again == first
+        slot1, callback1 = slots.take(delivery, 1)
+        slot2, callback2 = slots.take(delivery, 2)  # past the limit: a callable of its own
+        assert (slot1, slot2) == (1, -1)
+        assert slots.made == 2
+        delivery.handed_over(3)
+        for callback in (callback2, callback0, callback1):
+            callback(None, None)
+        await asyncio.wait_for(delivery.future, 5)
+        assert delivery.results == [True, True, True]
+        slots.give_back(-1)  # a partial's slot: nothing to give back
+        assert sorted(slots._free) == [0, 1]
 
     asyncio.run(scenario())
 

@@ -249,7 +249,7 @@ async def _post_events(request: web.Request, intake: Intake) -> web.Response:
     hasty = request.query.get("hasty", "").lower() in ("1", "true", "yes")
     result = await intake.handle(body, hasty=hasty)
     if result.status != 201:
-        log.info("%d out of %d events were accepted.", result.accepted, len(result.outcomes))
+        log.info("%d out of %d events were accepted.", result.accepted, result.total)
     if result.status in (201, 202):
         return web.Response(status=result.status)
     return json_response(result.body(), result.status)

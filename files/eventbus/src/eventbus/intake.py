@@ -46,18 +46,23 @@ class Outcome:
 
 @dataclass
 class IntakeResult:
+    """A request's answer: its status, the events not accepted (by index), and how many
+    were (an accepted event needs no object of its own: a 100-event batch that all went in
+    makes none)."""
+
     status: int
-    outcomes: list[Outcome] = field(default_factory=list)
+    failures: list[Outcome] = field(default_factory=list)
+    accepted: int = 0
 
     @property
-    def accepted(self) -> int:
-        return sum(1 for o in self.outcomes if o.status == ACCEPTED)
+    def total(self) -> int:
+        return self.accepted + len(self.failures)
 
     def body(self) -> dict[str, Any]:
         return {
             "accepted": self.accepted,
-            "total": len(self.outcomes),
-            "failures": [o.public() for o in self.outcomes if o.status != ACCEPTED],
+            "total": self.total,
+            "failures": [o.public() for o in self.failures],
         }
 
 
@@ -71,6 +76,14 @@ def serialised(event: Any) -> bytes | None:
             return json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
         except (RecursionError, ValueError, UnicodeEncodeError):
             return None
+
+
+def by_topic(valid: list[ValidEvent]) -> dict[str, int]:
+    """How many of the events go to each topic."""
+    counts: dict[str, int] = {}
+    for item in valid:
+        counts[item.topic] = counts.get(item.topic, 0) + 1
+    return counts
 
 
 def error_kind(error: Exception) -> str:
@@ -161,18 +174,19 @@ class Intake:
             self.failed.write([event_error(text_of(body), message, "validation")])
             return self._done(IntakeResult(413, [Outcome(0, None, INVALID, message)]))
 
-        outcomes: list[Outcome] = []
+        refused: list[Outcome] = []  # the events not accepted
         valid: list[ValidEvent] = []
         failures: list[dict[str, Any]] = []
         body_logged_at: int | None = None  # the element whose record holds the whole body
         unrecorded: list[int] = []  # invalid events past MAX_INVALID_RECORDS
+        validate, keep = self.validator.validate, valid.append
         for index, event, raw in self._events(body, parsed):
             try:
                 if raw is None:
                     raise InvalidEventError("the event cannot be written as JSON")
-                valid.append(self.validator.validate(index, event, raw))
+                keep(validate(index, event, raw))
             except InvalidEventError as err:
-                outcomes.append(
+                refused.append(
                     Outcome(index, event_id(event), INVALID, str(err), too_large=err.too_large)
                 )
                 if len(failures) >= MAX_INVALID_RECORDS:
@@ -208,27 +222,31 @@ class Intake:
             and self.hasty_in_flight_bytes + size <= config.hasty_max_in_flight_bytes
         ):
             self._produce_in_background(valid, size)
-            outcomes.extend(Outcome(v.index, v.id, ACCEPTED, topic=v.topic) for v in valid)
             self.failed.write(failures)
             # the refused ones are told (207 with their failures), as without hasty
             status = 207 if failures else 202
-            return self._done(IntakeResult(status, sorted(outcomes, key=lambda o: o.index)))
+            return self._done(IntakeResult(status, refused, len(valid)), by_topic(valid))
 
         deadline = asyncio.get_running_loop().time() + config.request_timeout
-        produced, produce_failures = await self._produce_all(valid, deadline)
-        outcomes.extend(produced)
+        accepted, produce_refused, produce_failures = await self._produce_all(valid, deadline)
+        refused.extend(produce_refused)
         failures.extend(produce_failures)
         if not self.failed.write(failures):
-            for outcome in outcomes:
+            for outcome in produce_refused:
                 if outcome.status == ERROR:
                     outcome.message += "; the failed-events log could not be written either"
-        outcomes.sort(key=lambda o: o.index)
-        return self._done(IntakeResult(self._status(outcomes), outcomes))
+        if len(refused) > 1:
+            refused.sort(key=lambda o: o.index)
+        count = sum(accepted.values())
+        return self._done(IntakeResult(self._status(count, refused), refused, count), accepted)
 
     @staticmethod
-    def _done(result: IntakeResult) -> IntakeResult:
+    def _done(result: IntakeResult, accepted: dict[str, int] | None = None) -> IntakeResult:
+        """Count the request's events once: ``accepted`` by topic, the others by outcome."""
         counts: dict[tuple[str, str], int] = {}
-        for outcome in result.outcomes:
+        for topic, n in (accepted or {}).items():
+            counts[(topic, ACCEPTED)] = n
+        for outcome in result.failures:
             label = (outcome.topic or "-", outcome.status)
             counts[label] = counts.get(label, 0) + 1
         for (topic, status), n in counts.items():
@@ -254,7 +272,7 @@ class Intake:
     async def _produce_and_log(self, valid: list[ValidEvent]) -> None:
         deadline = asyncio.get_running_loop().time() + self.config.request_timeout
         try:
-            outcomes, failures = await self._produce_all(valid, deadline)
+            _accepted, refused, failures = await self._produce_all(valid, deadline)
         except asyncio.CancelledError:  # the service is stopping: whatever Kafka has or not
             self.failed.write([self._failure(v, STOPPING) for v in valid])
             raise
@@ -262,7 +280,7 @@ class Intake:
             log.exception("hasty produce failed; logging its %d event(s) for replay", len(valid))
             self.failed.write([self._failure(v, "unexpected produce failure") for v in valid])
             return
-        self._done(IntakeResult(202, [o for o in outcomes if o.status != ACCEPTED]))
+        self._done(IntakeResult(202, refused))  # the accepted were counted with the 202
         self.failed.write(failures)
 
     async def stop_background(self, timeout: float) -> None:
@@ -301,18 +319,23 @@ class Intake:
 
     async def _produce_all(
         self, valid: list[ValidEvent], deadline: float
-    ) -> tuple[list[Outcome], list[dict[str, Any]]]:
+    ) -> tuple[dict[str, int], list[Outcome], list[dict[str, Any]]]:
+        """Produce the valid events: how many Kafka acknowledged, by topic; the outcomes of
+        those it did not; their failed-events records."""
         if not valid:
-            return [], []
+            return {}, [], []
         started = time.perf_counter()
         results = await self.producer.produce_many(
             [(v.topic, v.value, v.key) for v in valid], deadline
         )
         metrics.PRODUCE_DURATION.observe(time.perf_counter() - started)
+        if results.count(True) == len(results):  # the common case: every one acknowledged
+            return by_topic(valid), [], []
+        accepted: dict[str, int] = {}
         outcomes, failures = [], []
         for item, result in zip(valid, results, strict=True):
             if not isinstance(result, Exception):
-                outcomes.append(Outcome(item.index, item.id, ACCEPTED, topic=item.topic))
+                accepted[item.topic] = accepted.get(item.topic, 0) + 1
                 continue
             metrics.PRODUCE_ERRORS.labels(error_kind(result)).inc()
             if isinstance(result, UnknownTopicError):
@@ -327,17 +350,16 @@ class Intake:
             message = "Kafka did not acknowledge the event; it was logged for replay"
             outcomes.append(Outcome(item.index, item.id, ERROR, message, item.topic))
             failures.append(self._failure(item, f"{message}: {result}"))
-        return outcomes, failures
+        return accepted, outcomes, failures
 
     @staticmethod
-    def _status(outcomes: list[Outcome]) -> int:
-        accepted = sum(1 for o in outcomes if o.status == ACCEPTED)
-        if accepted == len(outcomes):
+    def _status(accepted: int, refused: list[Outcome]) -> int:
+        if not refused:
             return 201
         if accepted:
             return 207
-        if any(o.status == ERROR for o in outcomes):
+        if any(o.status == ERROR for o in refused):
             return 503
-        if all(o.too_large for o in outcomes):
+        if all(o.too_large for o in refused):
             return 413
         return 400

@@ -271,6 +271,55 @@ class _Delivery:
             self.future.set_result(None)
 
 
+class ReportSlots:
+    """librdkafka's per-record callback without an object per record: a slot is a permanent
+    callable (made once, reused by record after record) that passes its report to the request
+    and the record index it was taken for. A ``partial`` per record cost the loop an
+    allocation and, with tens of thousands in flight, the garbage collector's walks over them
+    (issue 23). Slots are taken on the loop's thread and given back on the poller's (list
+    appends and pops are atomic); past ``limit`` slots in use, a record gets a ``partial`` of
+    its own again, so that a burst does not keep memory for ever."""
+
+    def __init__(self, limit: int = 65_536) -> None:
+        self.limit = limit
+        self._callbacks: list[Callable[[Any, Any], None]] = []
+        self._owners: list[_Delivery | None] = []
+        self._indexes: list[int] = []
+        self._free: list[int] = []
+
+    @property
+    def made(self) -> int:
+        return len(self._callbacks)
+
+    def take(self, delivery: _Delivery, index: int) -> tuple[int, Callable[[Any, Any], None]]:
+        """A callable for record ``index`` of ``delivery`` and its slot (-1: a partial)."""
+        try:
+            slot = self._free.pop()
+        except IndexError:
+            slot = len(self._callbacks)
+            if slot >= self.limit:
+                return -1, partial(delivery.delivered, index)
+            self._owners.append(None)
+            self._indexes.append(0)
+            self._callbacks.append(partial(self._report, slot))
+        self._owners[slot] = delivery
+        self._indexes[slot] = index
+        return slot, self._callbacks[slot]
+
+    def give_back(self, slot: int) -> None:
+        """The record was not handed over: no report will come for it."""
+        if slot >= 0:
+            self._owners[slot] = None
+            self._free.append(slot)
+
+    def _report(self, slot: int, error: Any, message: Any) -> None:
+        delivery, index = self._owners[slot], self._indexes[slot]
+        self._owners[slot] = None
+        self._free.append(slot)
+        if delivery is not None:
+            delivery.delivered(index, error, message)
+
+
 class EventProducer:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
@@ -280,6 +329,7 @@ class EventProducer:
         self._acknowledged_at = float("-inf")  # the last request with a record acknowledged
         self._fatal: str | None = None  # set by the poller thread; the loop replaces the producer
         self._replaced = 0
+        self._slots = ReportSlots()
         self._producer, self._retire, self._poller = self._start_producer()
 
     def _start_producer(
@@ -392,13 +442,13 @@ class EventProducer:
                 refused[topic] = KafkaUnavailableError(f"cannot list Kafka's topics: {err!r}")
         delivery = _Delivery(loop, len(records))
         producer = self._producer  # all of a request's records: one producer, one poller
-        results, delivered, produce = delivery.results, delivery.delivered, producer.produce
+        results, produce, take = delivery.results, producer.produce, self._slots.take
         handed_over = 0
         for index, (topic, value, key) in enumerate(records):
             if topic in refused:
                 results[index] = refused[topic]
                 continue
-            on_delivery = partial(delivered, index)
+            slot, on_delivery = take(delivery, index)
             error = None
             try:
                 produce(topic, value, key, on_delivery=on_delivery)
@@ -409,6 +459,7 @@ class EventProducer:
             if error is None:
                 handed_over += 1
             else:  # no report will come for it
+                self._slots.give_back(slot)
                 results[index] = error
         delivery.handed_over(handed_over)
         if not delivery.future.done():

@@ -15,11 +15,14 @@ import jsonschema_rs
 import orjson
 
 from eventbus.config import Config, StreamRule
-from eventbus.schemas import SchemaInvalidError, SchemaNotFoundError, SchemaRepository
+from eventbus.schemas import Schema, SchemaInvalidError, SchemaNotFoundError, SchemaRepository
 
 log = logging.getLogger("eventbus.validation")
 # stream rules remembered per topic, at most this many topics (a client may make topics up)
 RULE_CACHE_SIZE = 10_000
+# schemas found, remembered by the validator without the repository's lock (a client may name
+# schemas that do not exist: those are not remembered here)
+SCHEMA_MEMO_SIZE = 256
 MAX_ERROR_CHARS = 500
 
 
@@ -84,7 +87,9 @@ class Validator:
     def __init__(self, config: Config, schemas: SchemaRepository | None = None) -> None:
         self.config = config
         self.schemas = schemas or SchemaRepository(config.schema_repositories)
-        self._rules: dict[str, StreamRule] = {}  # topic: the first rule that matches it
+        # topic: the first rule that matches it, and the topic's name in Kafka
+        self._rules: dict[str, tuple[StreamRule, str]] = {}
+        self._schemas: dict[str, Schema] = {}  # uri: a schema the repository gave
 
     def reload(self, fresh: Config) -> None:
         """The schemas and stream rules of ``fresh``; the rest of the configuration stays."""
@@ -93,16 +98,32 @@ class Validator:
             self.config, streams=fresh.streams, schema_repositories=fresh.schema_repositories
         )
         self._rules = {}
+        self._schemas = {}
 
-    def _rule(self, topic: str) -> StreamRule:
-        rule = self._rules.get(topic)
-        if rule is not None:
-            return rule
+    def _schema(self, uri: str) -> Schema:
+        schema = self._schemas.get(uri)
+        if schema is not None:
+            return schema
+        try:
+            schema = self.schemas.get(uri)
+        except SchemaNotFoundError as err:
+            raise InvalidEventError(str(err)) from err
+        except SchemaInvalidError as err:  # logged once, as a warning, by the repository
+            raise InvalidEventError(f"schema {uri} is not usable") from err
+        if len(self._schemas) < SCHEMA_MEMO_SIZE:
+            self._schemas[uri] = schema
+        return schema
+
+    def _rule(self, topic: str) -> tuple[StreamRule, str]:
+        found = self._rules.get(topic)
+        if found is not None:
+            return found
         for rule in self.config.streams:
             if rule.matches(topic):
+                found = rule, f"{self.config.datacenter}.{topic}"
                 if len(self._rules) < RULE_CACHE_SIZE:  # topics a client makes up stay out
-                    self._rules[topic] = rule
-                return rule
+                    self._rules[topic] = found
+                return found
         shown = topic if len(topic) <= 200 else topic[:200] + "..."
         raise InvalidEventError(f"topic {shown} is not accepted by this service")
 
@@ -121,19 +142,14 @@ class Validator:
         meta = event.get("meta")
         if not isinstance(meta, dict):
             raise InvalidEventError("the event has no meta object")
-        topic = meta.get("topic", meta.get("stream"))
+        topic = meta["topic"] if "topic" in meta else meta.get("stream")
         if not isinstance(topic, str) or not topic:
             raise InvalidEventError("the event names no topic (meta.topic or meta.stream)")
-        schema_uri = event.get("$schema", meta.get("schema_uri"))
+        schema_uri = event["$schema"] if "$schema" in event else meta.get("schema_uri")
         if not isinstance(schema_uri, str) or not schema_uri:
             raise InvalidEventError("the event names no schema ($schema)")
-        rule = self._rule(topic)
-        try:
-            schema = self.schemas.get(schema_uri)
-        except SchemaNotFoundError as err:
-            raise InvalidEventError(str(err)) from err
-        except SchemaInvalidError as err:  # logged once, as a warning, by the repository
-            raise InvalidEventError(f"schema {schema_uri} is not usable") from err
+        rule, kafka_topic = self._rule(topic)
+        schema = self._schema(schema_uri)
         if rule.schema_title is not None and schema.title != rule.schema_title:
             raise InvalidEventError(
                 f"topic {topic} takes events of schema {rule.schema_title}, not {schema.title}"
@@ -157,11 +173,12 @@ class Validator:
                 f"the event is {size} bytes, more than the {config.max_event_bytes} Kafka takes",
                 too_large=True,
             )
+        meta_id = meta.get("id")
         return ValidEvent(
-            index=index,
-            id=event_id(event),
-            topic=f"{config.datacenter}.{topic}",
-            key=key,
-            value=raw,
-            schema=schema_uri,
+            index,
+            meta_id if isinstance(meta_id, str) else None,  # as event_id(event)
+            kafka_topic,
+            key,
+            raw,
+            schema_uri,
         )
