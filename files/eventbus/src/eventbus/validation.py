@@ -44,10 +44,15 @@ class ValidEvent:
     schema: str
 
 
+def meta_id(meta: dict[str, Any]) -> str | None:
+    """An event's id (meta.id) when it is a string."""
+    value = meta.get("id")
+    return value if isinstance(value, str) else None
+
+
 def event_id(event: Any) -> str | None:
     if isinstance(event, dict) and isinstance(event.get("meta"), dict):
-        value = event["meta"].get("id")
-        return value if isinstance(value, str) else None
+        return meta_id(event["meta"])
     return None
 
 
@@ -173,10 +178,9 @@ class Validator:
                 f"the event is {size} bytes, more than the {config.max_event_bytes} Kafka takes",
                 too_large=True,
             )
-        meta_id = meta.get("id")
         return ValidEvent(
             index,
-            meta_id if isinstance(meta_id, str) else None,  # as event_id(event)
+            meta_id(meta),
             kafka_topic,
             key,
             raw,
