@@ -1,5 +1,6 @@
 """The producer's pieces that need no Kafka: its librdkafka configuration and how a
-request's delivery reports, arriving on another thread, finish the request exactly once."""
+request's delivery reports, arriving on the loop's thread or another, finish the
+request exactly once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from eventbus.producer import (
     librdkafka_config,
 )
 from kafka import errors as kafka_errors
+
+POLLER = 0  # a thread ident no thread has: the reports come from a thread not the loop's
 
 
 def test_settings_become_librdkafka_names() -> None:
@@ -76,7 +79,7 @@ def test_linger_defaults_to_one_millisecond() -> None:
 
 def test_early_acknowledgements_do_not_finish_the_request() -> None:
     async def scenario() -> None:
-        delivery = _Delivery(asyncio.get_running_loop(), 3)
+        delivery = _Delivery(asyncio.get_running_loop(), POLLER, 3)
         delivery.delivered(0, None, None)  # acknowledged before the next is handed over
         await asyncio.sleep(0.01)
         assert not delivery.future.done()
@@ -100,7 +103,7 @@ def test_reports_racing_the_hand_over_finish_the_request_once() -> None:
     woken however they interleave, and never before every report is in."""
 
     async def scenario(size: int) -> None:
-        delivery = _Delivery(asyncio.get_running_loop(), size)
+        delivery = _Delivery(asyncio.get_running_loop(), POLLER, size)
         barrier = threading.Barrier(2)
 
         def reports() -> None:
@@ -122,9 +125,25 @@ def test_reports_racing_the_hand_over_finish_the_request_once() -> None:
             asyncio.run(scenario(size))
 
 
+def test_a_report_on_the_loop_thread_wakes_the_request_at_once() -> None:
+    """Served on the loop's thread (loop_reports.py), the last report resolves the request's
+    future in the same call, with no trip through call_soon_threadsafe."""
+
+    async def scenario() -> None:
+        delivery = _Delivery(asyncio.get_running_loop(), threading.get_ident(), 2)
+        delivery.handed_over(2)
+        delivery.delivered(1, None, None)
+        assert not delivery.future.done()
+        delivery.delivered(0, None, None)
+        assert delivery.future.done()
+        assert delivery.results == [True, True]
+
+    asyncio.run(scenario())
+
+
 def test_a_request_with_nothing_handed_over_finishes_at_once() -> None:
     async def scenario() -> None:
-        delivery = _Delivery(asyncio.get_running_loop(), 1)
+        delivery = _Delivery(asyncio.get_running_loop(), POLLER, 1)
         delivery.results[0] = KafkaUnavailableError("unknown topic")
         delivery.handed_over(0)
         assert delivery.future.done()
@@ -141,7 +160,7 @@ def test_report_slots_reach_their_request_and_record_and_are_reused() -> None:
         loop = asyncio.get_running_loop()
         slots = ReportSlots()
         for round_ in range(3):
-            first, second = _Delivery(loop, 500), _Delivery(loop, 700)
+            first, second = _Delivery(loop, POLLER, 500), _Delivery(loop, POLLER, 700)
             taken = [(first, i, *slots.take(first, i)) for i in range(500)]
             taken += [(second, i, *slots.take(second, i)) for i in range(700)]
             assert len({slot for _d, _i, slot, _cb in taken}) == 1200  # one slot per record
@@ -173,7 +192,7 @@ def test_a_slot_not_handed_over_is_given_back_and_a_full_set_falls_back() -> Non
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         slots = ReportSlots(limit=2)
-        delivery = _Delivery(loop, 3)
+        delivery = _Delivery(loop, POLLER, 3)
         first, _callback = slots.take(delivery, 0)
         slots.give_back(first)  # the producer refused it: no report will come
         again, callback0 = slots.take(delivery, 0)

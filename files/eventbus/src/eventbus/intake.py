@@ -24,7 +24,7 @@ from eventbus.config import Config
 from eventbus.failed_events import FailedEventsLog, event_error
 from eventbus.producer import EventProducer, KafkaUnavailableError, UnknownTopicError
 from eventbus.schemas import SchemaRepository
-from eventbus.validation import InvalidEventError, Validator, ValidEvent, event_id
+from eventbus.validation import Validator, ValidEvent, event_id
 
 log = logging.getLogger("eventbus.intake")
 ACCEPTED, INVALID, ERROR = "accepted", "invalid", "error"
@@ -174,43 +174,35 @@ class Intake:
             self.failed.write([event_error(text_of(body), message, "validation")])
             return self._done(IntakeResult(413, [Outcome(0, None, INVALID, message)]))
 
+        valid, invalid = self.validator.validate_all(self._events(body, parsed))
         refused: list[Outcome] = []  # the events not accepted
-        valid: list[ValidEvent] = []
         failures: list[dict[str, Any]] = []
         body_logged_at: int | None = None  # the element whose record holds the whole body
         unrecorded: list[int] = []  # invalid events past MAX_INVALID_RECORDS
-        validate, keep = self.validator.validate, valid.append
-        for index, event, raw in self._events(body, parsed):
-            try:
-                if raw is None:
-                    raise InvalidEventError("the event cannot be written as JSON")
-                keep(validate(index, event, raw))
-            except InvalidEventError as err:
-                refused.append(
-                    Outcome(index, event_id(event), INVALID, str(err), too_large=err.too_large)
+        for index, event, raw, err in invalid:
+            refused.append(
+                Outcome(index, event_id(event), INVALID, str(err), too_large=err.too_large)
+            )
+            if len(failures) >= MAX_INVALID_RECORDS:
+                unrecorded.append(index)
+                continue
+            schema = event.get("$schema", "") if isinstance(event, dict) else ""
+            message = bounded(str(err))
+            if raw is not None:
+                logged = text_of(raw)
+            elif body_logged_at is None:
+                # an element that cannot be written alone: the whole body, once per request
+                # (it holds every element; logging it per element multiplied it)
+                logged, body_logged_at = text_of(body), index
+                message += f" (the record holds the whole request body; element {index})"
+            else:
+                logged = ""
+                message += f" (element {index}; the body is in element {body_logged_at}'s record)"
+            failures.append(
+                event_error(
+                    logged, message, "validation", schema if isinstance(schema, str) else ""
                 )
-                if len(failures) >= MAX_INVALID_RECORDS:
-                    unrecorded.append(index)
-                    continue
-                schema = event.get("$schema", "") if isinstance(event, dict) else ""
-                message = bounded(str(err))
-                if raw is not None:
-                    logged = text_of(raw)
-                elif body_logged_at is None:
-                    # an element that cannot be written alone: the whole body, once per
-                    # request (it holds every element; logging it per element multiplied it)
-                    logged, body_logged_at = text_of(body), index
-                    message += f" (the record holds the whole request body; element {index})"
-                else:
-                    logged = ""
-                    message += (
-                        f" (element {index}; the body is in element {body_logged_at}'s record)"
-                    )
-                failures.append(
-                    event_error(
-                        logged, message, "validation", schema if isinstance(schema, str) else ""
-                    )
-                )
+            )
         if unrecorded:
             failures.append(self._invalid_rest(body, unrecorded, body_logged_at))
 

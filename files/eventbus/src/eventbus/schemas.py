@@ -5,6 +5,13 @@ repository holding ``test/event/1.0.0``, ``test/event/1.0.0.yaml`` or ``.json``.
 schema is compiled once and cached. jsonschema-rs (Rust) validates an event 7 times as fast as
 fastjsonschema's generated Python did (0.27 against 1.96 us for the test schema), and formats
 are checked as draft 7 says; a schema that names no draft is read as draft 7.
+
+A schema without references also gets a validator for a whole array of its events
+(``all_valid``): one jsonschema-rs call for a batch's events of that schema (0.16 against
+0.32 us per event for the test schema), each event checked alone only when the array is not
+valid. The array's schema holds the document itself as ``items``, so it only exists where
+nothing in the document could resolve differently from there: no ``$ref`` (nor 2019-09's
+and 2020-12's dynamic references and anchors) anywhere in it.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class Schema:
     document: dict[str, Any]
     validate: Callable[[Any], Any]
     path: Path
+    # every event of a list valid, in one call; None when the schema has references
+    all_valid: Callable[[list[Any]], bool] | None = None
 
 
 def relative_path(uri: str) -> PurePosixPath:
@@ -72,6 +81,41 @@ def relative_path(uri: str) -> PurePosixPath:
 def inside(path: Path, root: Path) -> bool:
     """Whether ``path``, its symbolic links followed, is still inside ``root``."""
     return path.resolve().is_relative_to(root.resolve())
+
+
+# keywords that resolve against where a schema sits: wrapped as an array's items, the document
+# would resolve them differently, so a schema holding any of them gets no array validator
+RESOLVING_KEYWORDS = frozenset(
+    ("$ref", "$dynamicRef", "$recursiveRef", "$anchor", "$dynamicAnchor", "$recursiveAnchor")
+)
+IDENTIFYING_KEYWORDS = ("$schema", "$id", "id")
+
+
+def holds_references(document: Any) -> bool:
+    """Whether any object in ``document`` has a key of RESOLVING_KEYWORDS (iterative: a
+    schema file could nest deeply)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not RESOLVING_KEYWORDS.isdisjoint(item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def array_validator(document: dict[str, Any], kind: type[Any]) -> Any | None:
+    """A validator of the same draft for an array of ``document``'s events, or None when the
+    document has references (or jsonschema-rs refuses the wrapped form)."""
+    if holds_references(document):
+        return None
+    items = {k: v for k, v in document.items() if k not in IDENTIFYING_KEYWORDS}
+    try:
+        return kind({"type": "array", "items": items}, validate_formats=True)
+    except (jsonschema_rs.ValidationError, ValueError, TypeError):
+        return None
 
 
 class SchemaRepository:
@@ -132,7 +176,15 @@ class SchemaRepository:
                 validator = jsonschema_rs.Draft7Validator(document, validate_formats=True)
         except (jsonschema_rs.ValidationError, ValueError, TypeError) as err:
             raise SchemaInvalidError(f"schema {uri} is not a valid JSON Schema") from err
-        return Schema(uri, document.get("title"), document, validator.validate, path)
+        array = array_validator(document, type(validator))
+        return Schema(
+            uri,
+            document.get("title"),
+            document,
+            validator.validate,
+            path,
+            array.is_valid if array is not None else None,
+        )
 
     def list_uris(self) -> list[str]:
         """Every schema file in the repositories, as a URI (``/a/b/1.0.0``)."""
