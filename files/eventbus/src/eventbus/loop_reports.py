@@ -131,7 +131,8 @@ def producer_handle(
     """The producer's ``rd_kafka_t`` pointer, read at ``offset`` bytes into the object (the
     object header's size unless a test says otherwise), once every check of the module's
     docstring passes; LayoutError saying which did not."""
-    if type(producer) is not confluent_kafka.Producer:
+    # the exact type: a subclass is not the layout this module checked
+    if type(producer) is not confluent_kafka.Producer:  # pylint: disable=unidiomatic-typecheck
         raise LayoutError(f"not confluent-kafka's own Producer: {type(producer)!r}")
     offset = object.__basicsize__ if offset is None else offset
     if offset < 0 or offset + _POINTER.size > type(producer).__basicsize__:
