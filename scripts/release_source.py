@@ -19,9 +19,10 @@ import subprocess
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "files" / "eventbus"
+# inserted at the top of the per-event checks' loop (Validator._checked)
 BROKEN = """\
-        if isinstance(event, dict) and str(event.get("test", "")).startswith("loadgen"):
-            raise InvalidEventError("this release refuses valid events (broken on purpose)")
+                if isinstance(event, dict) and str(event.get("test", "")).startswith("loadgen"):
+                    raise InvalidEventError("this release refuses valid events (broken on purpose)")
 """
 VERSION = re.compile(r'^(version = |__version__ = )"([^"]+)"$', re.M)
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.broken:
         validation = args.dest / "src" / "eventbus" / "validation.py"
         text = validation.read_text()
-        marker = "        config = self.config\n"
+        marker = "        for index, event, raw in items:\n            try:\n"
         assert marker in text, "validation.py changed: update release_source.py --broken"
         validation.write_text(text.replace(marker, marker + BROKEN, 1))
     print(new)
