@@ -380,7 +380,6 @@ class EventProducer:
                 self._fallback_said = True
                 log.warning("delivery reports served by a poller thread: %s", err)
             return None
-        self._loop_thread = threading.get_ident()
         return reports
 
     def _on_error(self, error: Any) -> None:
@@ -463,9 +462,8 @@ class EventProducer:
         KafkaUnavailableError). Each topic's records are handed to librdkafka in one call
         (those its full queue refused then wait for room one by one: they may reach Kafka
         after records of the request queued later) and the acknowledgements are awaited
-        together. A
-        record not acknowledged by the deadline may still reach Kafka later (eventbus-replay
-        looks for it in Kafka before producing it again).
+        together. A record not acknowledged by the deadline may still reach Kafka later
+        (eventbus-replay looks for it in Kafka before producing it again).
         """
         loop = asyncio.get_running_loop()
         if self._fatal is not None:
