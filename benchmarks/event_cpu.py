@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._best import Best, keep_best
+
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 100
 CONCURRENT = 16
@@ -180,16 +182,15 @@ def main() -> None:
             admin.close()
             config_path = service_config(Path(tmp), cluster.bootstrap_servers, 8085)  # never bound
             values = [json.dumps(e).encode() for e in events(BATCH)]
-            best: dict[str, dict[str, float]] = {name: {} for name in sources}
+            best: Best = {name: {} for name in sources}
             floors = []
             for repeat in range(args.repeats):  # interleaved: drift hits each alike
                 floors.append(direct_floor(cluster.bootstrap_servers, "eqiad.test.event", values,
                                            max(1, args.batches // 2)))  # fmt: skip
                 for name, source in sources.items():
                     figures = run_child(source, config_path, args.batches)
-                    for key, value in figures.items():
-                        if key != "source":
-                            best[name][key] = min(best[name].get(key, float("inf")), value)
+                    figures.pop("source", None)
+                    keep_best(best, name, figures)
                 print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
         finally:
             cluster.stop()

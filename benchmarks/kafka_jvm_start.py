@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._best import Best, keep_best, print_best
 from tests.harness.kafka import KafkaCluster, resolve_bundle
 
 HEAP = ("-Xms128m", "-Xmx320m")
@@ -70,16 +71,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     bundle = resolve_bundle()
-    best: dict[str, dict[str, float]] = {name: {} for name in OPTIONS}
+    best: Best = {name: {} for name in OPTIONS}
     for round_ in range(args.rounds):
         for name, options in OPTIONS.items():
-            for key, value in one_round(bundle, options).items():
-                best[name][key] = min(best[name].get(key, float("inf")), value)
+            keep_best(best, name, one_round(bundle, options))
             print(f"round {round_ + 1}: {name} done", flush=True)
-    keys = list(next(iter(best.values())))
-    print(f"{'3-node TLS cluster (minimum of rounds)':40}" + "".join(f"{k:>22}" for k in keys))
-    for name, figures in best.items():
-        print(f"{name:40}" + "".join(f"{figures[k]:22.1f}" for k in keys))
+    print_best(best, "3-node TLS cluster (minimum of rounds)", 40, 22, 1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from typing import Any
 
 import uvloop
 
+from benchmarks._best import Best, keep_best, print_best
+
 TOPIC = "wakeup"
 
 
@@ -97,7 +99,7 @@ def main() -> None:
     from tests.harness.kafka import KafkaCluster, resolve_bundle
 
     ways = {"poller thread (fallback)": False, "on the loop (io_event)": True}
-    best: dict[str, dict[str, float]] = {name: {} for name in ways}
+    best: Best = {name: {} for name in ways}
     with tempfile.TemporaryDirectory(prefix="wakeup-") as tmp:
         cluster = KafkaCluster(
             bundle=resolve_bundle(), workdir=Path(tmp), size=1, min_insync_replicas=1
@@ -111,8 +113,7 @@ def main() -> None:
                 for name, on_loop in ways.items():
                     figures = uvloop.run(one_way(cluster.bootstrap_servers, on_loop, args))
                     print(f"round {round_number + 1} {name}: {figures}", flush=True)
-                    for key, value in figures.items():
-                        best[name][key] = min(best[name].get(key, float("inf")), value)
+                    keep_best(best, name, figures)
         finally:
             cluster.stop()
     print(
@@ -120,10 +121,7 @@ def main() -> None:
         f"idle {args.idle_ms} ms in turn; best of {args.rounds} rounds; "
         f"{threading.active_count()} threads left"
     )
-    keys = list(next(iter(best.values())))
-    print(f"{'':28}" + "".join(f"{key:>12}" for key in keys))
-    for name, figures in best.items():
-        print(f"{name:28}" + "".join(f"{figures[key]:12.2f}" for key in keys))
+    print_best(best, "", 28, 12, 2)
 
 
 if __name__ == "__main__":
