@@ -126,6 +126,9 @@ class ConftoolPool(object):
                 continue
             name = node["key"].rsplit("/", 1)[-1]
             result[name] = decode_member(node["key"], node["value"])
+            # which write the key holds: a resumed run repools a member only while it still
+            # holds the run's own depool
+            result[name]["index"] = node["modifiedIndex"]
             self._index[name] = node["modifiedIndex"]
         return result
 

@@ -41,6 +41,8 @@ def plan_change(members, name, state=None, weight=None, min_pooled=None, force=F
         after["state"] = state
     if weight is not None:
         after["weight"] = weight
+    if (after["state"], after["weight"]) != (before["state"], before["weight"]):
+        after.pop("index", None)  # a write's index is known once it is read back
     # HAProxy members carry their health check's verdict; conftool ones cannot know it.
     after["serving"] = (
         after["state"] == POOLED and after["weight"] > 0 and after.get("health", "up") == "up"

@@ -4,19 +4,22 @@
 """A run lock in etcd (v2 keys API), as spicerack's locks: one rolling operation at a time
 on a pool or a Kafka cluster.
 
-The key ``<prefix>/<scope>`` holds JSON: who holds it (``holder``, user@controller), the
-``playbook``, the required ``reason``, when it ``started`` and was last ``renewed``, its
+The key ``<prefix>/<scope>`` holds JSON: who holds it (``holder``, operator@controller), the
+``playbook``, the required ``reason``, the run's ``parameters`` (its limit, hosts and
+settings, as the playbook gives them), when it ``started`` and was last ``renewed``, its
 ``ttl`` (seconds a holder has between two renewals), its ``run_id``, and the run's progress
-(``done``: hosts finished; ``depooled``: hosts the run took out of their pool and has not
-put back). Every write is a compare-and-swap on the key's index, so two runs cannot both
-take it. etcd keeps the key for days (its own TTL), so an interrupted run's progress
-survives until its holder resumes it:
+(``done``: hosts finished; ``depooled``: hosts the run took out of their pool, or was about
+to, and has not put back; ``wrote``: for each of those, the member as the run's depool left
+it, so that a resumed run repools only a member nobody changed since). Every write is a
+compare-and-swap on the key's index, so two runs cannot both take it:
 
 * free, or held by this run: taken (renewed);
-* held by another run whose renewal is older than its ttl: taken over, with a warning; when
-  the same holder runs the same playbook again, the new run resumes the old one's progress;
-* held by the same holder and playbook with ``resume`` (the operator says the other run is
-  gone, e.g. after a Ctrl-C): resumed at once;
+* held by another run whose renewal is older than its ttl: taken over afresh, with a
+  warning that names the hosts that run left depooled (their progress is not carried over);
+* ``resume`` (the operator's word that the other run is gone, e.g. after a Ctrl-C): the
+  other run's progress is carried over, only when it has the same holder, playbook and
+  parameters and was renewed within its ttl plus ``resume_window``; otherwise refused,
+  saying which of those differs;
 * otherwise refused, naming holder, playbook, reason and age.
 """
 
@@ -38,6 +41,8 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._etcd impor
 
 DEFAULT_PREFIX = "/eventbus-ops/locks"
 RECORD_TTL = 7 * 24 * 3600  # how long etcd keeps a lock record nobody renews or releases
+# how long after its ttl ran out an interrupted run may still be resumed (seconds)
+DEFAULT_RESUME_WINDOW = 900
 
 
 class LockError(Exception):
@@ -120,23 +125,35 @@ class RunLock(object):
             age_text(now - float(lock.get("renewed", now))),
         )
 
-    def acquire(self, holder, playbook, reason, run_id, ttl, resume=False):
+    def acquire(self, holder, playbook, reason, run_id, ttl, resume=False, parameters=None,
+                resume_window=DEFAULT_RESUME_WINDOW):  # fmt: skip
         """Take the lock for this run. Returns (changed, lock, notes): ``notes`` has
-        ``resumed`` (the earlier run's done and depooled hosts carried over) and
-        ``took_over`` (the earlier run's description) when that happened."""
+        ``resumed`` (the earlier run's progress carried over), ``took_over`` (the earlier
+        run's description) and ``left_depooled`` (the hosts a run taken over afresh had
+        recorded as depooled)."""
         now = self.clock()
         current, index = self.read()
-        notes = {"resumed": False, "took_over": None}
-        carried = {"done": [], "depooled": []}
+        notes = {"resumed": False, "took_over": None, "left_depooled": []}
+        parameters = parameters or {}
+        carried = {"done": [], "depooled": [], "wrote": {}}
         if current is not None and current.get("run_id") == run_id:
             current["renewed"] = now
             current["ttl"] = ttl
             self._write(current, index)
             return True, current, notes
         if current is not None:
-            expired = now - float(current.get("renewed", 0)) > float(current.get("ttl", 0))
-            same = current.get("holder") == holder and current.get("playbook") == playbook
-            if not expired and not (same and resume):
+            silent_for = now - float(current.get("renewed", 0))
+            expired = silent_for > float(current.get("ttl", 0))
+            differs = self._differences(current, holder, playbook, parameters)
+            if resume:
+                self._check_resumable(current, differs, silent_for, resume_window)
+                notes["resumed"] = True
+                carried = {
+                    "done": list(current.get("done") or []),
+                    "depooled": list(current.get("depooled") or []),
+                    "wrote": dict(current.get("wrote") or {}),
+                }
+            elif not expired:
                 raise LockError(
                     "refusing to start: the run lock %s is held by %s. Nothing was changed. "
                     "Wait for it to end%s"
@@ -147,34 +164,72 @@ class RunLock(object):
                             ", or if that run is gone (interrupted), run again with "
                             "-e runbook_resume=true to continue it"
                         )
-                        if same
+                        if not differs
                         else "",
                     ),
                     current,
                 )
+            else:
+                notes["left_depooled"] = list(current.get("depooled") or [])
             notes["took_over"] = self.describe(current)
-            if same:
-                notes["resumed"] = True
-                carried = {
-                    "done": list(current.get("done") or []),
-                    "depooled": list(current.get("depooled") or []),
-                }
         lock = {
             "holder": holder,
             "playbook": playbook,
             "reason": reason,
+            "parameters": parameters,
             "run_id": run_id,
             "started": now,
             "renewed": now,
             "ttl": ttl,
             "done": carried["done"],
             "depooled": carried["depooled"],
+            "wrote": carried["wrote"],
         }
         self._write(lock, index)
         return True, lock, notes
 
-    def update(self, run_id, done=None, depooled=None, undepooled=None):
-        """Renew this run's lock, recording a host done, depooled, or put back."""
+    @staticmethod
+    def _differences(current, holder, playbook, parameters):
+        """What makes the held lock's run another than this one: a list of phrases."""
+        differs = []
+        if current.get("holder") != holder:
+            differs.append("it is held by %s, not %s" % (current.get("holder", "?"), holder))
+        if current.get("playbook") != playbook:
+            differs.append("it runs %s, not %s" % (current.get("playbook", "?"), playbook))
+        theirs = current.get("parameters") or {}
+        for name in sorted(set(theirs) | set(parameters)):
+            if theirs.get(name) != parameters.get(name):
+                differs.append(
+                    "its %s was %s, this run's is %s"
+                    % (name, json.dumps(theirs.get(name)), json.dumps(parameters.get(name)))
+                )
+        return differs
+
+    def _check_resumable(self, current, differs, silent_for, resume_window):
+        if differs:
+            raise LockError(
+                "refusing to resume: runbook_resume=true continues only an interrupted run of the "
+                "same operator, playbook, limit and parameters, and the run lock %s is another "
+                "run's (%s): %s. Nothing was changed. Run again with the same ones, or without "
+                "runbook_resume once that run has ended or its lock has gone stale"
+                % (self.key, self.describe(current), "; ".join(differs)),
+                current,
+            )
+        limit = float(current.get("ttl", 0)) + resume_window
+        if silent_for > limit:
+            left = current.get("depooled") or []
+            raise LockError(
+                "refusing to resume: the interrupted run's lock %s was last renewed %s ago, "
+                "past its ttl plus the resume window (%s): its record of what it did is too old "
+                "to act on. Nothing was changed. Check the hosts it recorded as depooled (%s), "
+                "then run again without runbook_resume (its progress is not carried over)"
+                % (self.key, age_text(silent_for), age_text(limit), ", ".join(left) or "none"),
+                current,
+            )
+
+    def update(self, run_id, done=None, depooled=None, undepooled=None, wrote=None):
+        """Renew this run's lock, recording a host done, depooled (about to be: ``wrote``
+        None; or with the member as the depool left it), or put back."""
         current, index = self.read()
         if current is None or current.get("run_id") != run_id:
             raise LockError(
@@ -192,6 +247,12 @@ class RunLock(object):
             if not add and host in hosts:
                 hosts.remove(host)
             current[key] = hosts
+        written = dict(current.get("wrote") or {})
+        if depooled is not None and wrote is not None:
+            written[depooled] = wrote
+        if undepooled is not None:
+            written.pop(undepooled, None)
+        current["wrote"] = written
         self._write(current, index)
         return current
 

@@ -127,7 +127,8 @@ after:
   sample: {"state": "depooled", "weight": 10, "serving": false}
 pool:
   description: Every member of the pool after the task, by name; HAProxy members also carry
-    C(health) (V(up), V(down), V(starting), V(stopping)) from their health check.
+    C(health) (V(up), V(down), V(starting), V(stopping)) from their health check, conftool
+    members the C(index) of the etcd write their key holds.
   returned: success
   type: dict
   sample:

@@ -59,7 +59,8 @@ EXAMPLES = r"""
 RETURN = r"""
 pool:
   description: Every member of the pool, by name. HAProxy members also carry C(health)
-    (V(up), V(down), V(starting), V(stopping)) from their health check.
+    (V(up), V(down), V(starting), V(stopping)) from their health check, conftool members the
+    C(index) of the etcd write their key holds.
   returned: success
   type: dict
   sample:

@@ -19,11 +19,15 @@ description:
     run's progress (hosts done, hosts depooled and not yet put back).
   - V(held) takes the lock, or renews it when this run (O(run_id)) holds it. It refuses a
     lock another run holds, naming its holder, playbook, reason and age. A lock not renewed
-    within its ttl is taken over with a warning; when the same holder runs the same playbook
-    again (or with O(resume=true), an operator's word that the other run is gone), the new
-    run resumes the old one's progress.
-  - V(progress) renews this run's lock and records a host in O(done), O(depooled) or
-    O(undepooled). V(released) removes it if this run holds it.
+    within its ttl is taken over afresh with a warning that names the hosts that run left
+    depooled (nothing of its progress is carried over).
+  - With O(resume=true), the operator's word that the other run is gone (for example after a
+    Ctrl-C), the new run carries over the old one's progress, only when that run has the same
+    O(holder), O(playbook) and O(parameters) and was renewed within its ttl plus
+    O(resume_window); otherwise the task fails, saying which of those differs.
+  - V(progress) renews this run's lock and records a host in O(done), O(depooled) (with
+    O(wrote), the member as the depool left it) or O(undepooled). V(released) removes it if
+    this run holds it.
   - Writes are compare-and-swap, so two runs cannot both take the lock.
 author:
   - eventbus-ops maintainers (@eventplatform)
@@ -72,7 +76,8 @@ options:
     required: true
   holder:
     description:
-      - Who runs it, C(user@controller).
+      - Who runs it, C(operator@controller); the operator is the person (C(SUDO_USER) or the
+        login user), not only the account. Default the account running the module.
     type: str
   playbook:
     description:
@@ -87,20 +92,39 @@ options:
       - Seconds the holder has between two renewals before the lock counts as stale.
     type: int
     default: 900
+  parameters:
+    description:
+      - What makes this run this run, beside its holder and playbook (its limit, hosts and
+        settings); stored in the lock, and compared by O(resume=true).
+    type: dict
+    default: {}
   resume:
     description:
-      - Take over a lock of the same holder and playbook at once, resuming its progress
-        (the operator says that run is gone).
+      - Take over a lock of the same holder, playbook and O(parameters) at once, resuming its
+        progress (the operator says that run is gone).
     type: bool
     default: false
+  resume_window:
+    description:
+      - Seconds past the held lock's ttl during which O(resume=true) may still resume it;
+        later, its record is too old to act on and the task fails.
+    type: int
+    default: 900
   done:
     description:
       - With O(state=progress), a host this run finished.
     type: str
   depooled:
     description:
-      - With O(state=progress), a host this run took out of its pool.
+      - With O(state=progress), a host this run takes out of its pool (recorded before the
+        depool, and again after it with O(wrote)).
     type: str
+  wrote:
+    description:
+      - With O(depooled), the pool member as this run's depool left it (for example
+        pool_member's C(after)); a resumed run repools the host only while the member is
+        still so.
+    type: dict
   undepooled:
     description:
       - With O(state=progress), a host this run put back in its pool.
@@ -120,9 +144,12 @@ EXAMPLES = r"""
     etcd_url: https://conf1001.eqiad.wmnet:2379
     scope: pool/eqiad/eventbus/eventbus
     run_id: "{{ run_id }}"
-    holder: "{{ lookup('env', 'USER') }}@cumin1001"
+    holder: "{{ lookup('env', 'SUDO_USER') or lookup('env', 'USER') }}@cumin1001"
     playbook: rolling_restart
     reason: T123456
+    parameters:
+      limit: eqiad
+      batch: 1
   delegate_to: localhost
   register: lock
 
@@ -141,8 +168,9 @@ lock:
   returned: success
   type: dict
   sample: {"holder": "ops@cumin1001", "playbook": "rolling_restart", "reason": "T123456",
+           "parameters": {"limit": "eqiad", "batch": 1},
            "run_id": "4f1c", "started": 1795680000.0, "renewed": 1795680030.0, "ttl": 900,
-           "done": ["kafka1001.eqiad.wmnet"], "depooled": []}
+           "done": ["kafka1001.eqiad.wmnet"], "depooled": [], "wrote": {}}
 resumed:
   description: Whether this run took over an earlier run of the same holder and playbook,
     with its progress.
@@ -154,6 +182,13 @@ took_over:
   returned: state=held
   type: str
   sample: null
+left_depooled:
+  description: The hosts a stale run taken over afresh had recorded as depooled (this run
+    does not repool them; check them).
+  returned: state=held
+  type: list
+  elements: str
+  sample: []
 key:
   description: The lock's etcd key.
   returned: always
@@ -187,14 +222,18 @@ def main():
             playbook=dict(type="str"),
             reason=dict(type="str"),
             ttl=dict(type="int", default=900),
+            parameters=dict(type="dict", default={}),
             resume=dict(type="bool", default=False),
+            resume_window=dict(type="int", default=900),
             done=dict(type="str"),
             depooled=dict(type="str"),
             undepooled=dict(type="str"),
+            wrote=dict(type="dict"),
             timeout=dict(type="float", default=10.0),
         ),
         required_if=[("state", "held", ("playbook", "reason"))],
         required_together=[("etcd_username", "etcd_password")],
+        required_by={"wrote": "depooled"},
         supports_check_mode=True,
     )
     params = module.params
@@ -210,16 +249,17 @@ def main():
         if module.check_mode:
             current, _index = lock.read()
             module.exit_json(changed=params["state"] != "released" or current is not None,
-                             lock=current, resumed=False, took_over=None, **result)  # fmt: skip
+                             lock=current, resumed=False, took_over=None, left_depooled=[],
+                             **result)  # fmt: skip
         if params["state"] == "held":
             changed, held, notes = lock.acquire(
                 holder, params["playbook"], params["reason"].strip(), params["run_id"],
-                params["ttl"], params["resume"],
+                params["ttl"], params["resume"], params["parameters"], params["resume_window"],
             )  # fmt: skip
             result.update(lock=held, **notes)
         elif params["state"] == "progress":
             held = lock.update(params["run_id"], params["done"], params["depooled"],
-                               params["undepooled"])  # fmt: skip
+                               params["undepooled"], params["wrote"])  # fmt: skip
             changed = True
             result.update(lock=held)
         else:
@@ -229,6 +269,12 @@ def main():
         module.fail_json(msg=str(err), lock=err.lock, **result)
     if result.get("took_over"):
         module.warn("took over the run lock %s from %s" % (result["key"], result["took_over"]))
+    if result.get("left_depooled"):
+        module.warn(
+            "that run had recorded %s as depooled; this run does not repool them (it was not "
+            "asked to resume): check them, and repool by hand what should be"
+            % ", ".join(result["left_depooled"])
+        )
     module.exit_json(changed=changed, **result)
 
 

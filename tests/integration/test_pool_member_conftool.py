@@ -53,8 +53,12 @@ def test_depool_is_read_by_confctl_and_is_idempotent(pool: EtcdServer, confctl) 
     )
     assert not first.get("failed"), first.get("msg")
     assert first["changed"] is True
+    # each member read carries the index of the etcd write its key holds
+    before_index, after_index = first["before"].pop("index"), first["after"].pop("index")
+    assert after_index > before_index
     assert first["before"] == {"state": "pooled", "weight": 10, "serving": True}
     assert first["after"] == {"state": "depooled", "weight": 10, "serving": False}
+    assert first["pool"][HOSTS[0]]["index"] == after_index
     assert first["diff"] == {
         "before": {"state": "pooled", "weight": 10},
         "after": {"state": "depooled", "weight": 10},
@@ -70,7 +74,12 @@ def test_what_confctl_writes_the_module_reads(pool: EtcdServer, confctl) -> None
     confctl("select", f"name={HOSTS[0]}", "set/pooled=no:weight=20")
     same = member(pool, name=HOSTS[0], state="depooled", weight=20)
     assert same["changed"] is False
-    assert same["before"] == {"state": "depooled", "weight": 20, "serving": False}
+    assert same["before"] == {
+        "state": "depooled",
+        "weight": 20,
+        "serving": False,
+        "index": same["before"]["index"],
+    }
 
     confctl("pool", "--hostname", HOSTS[0])
     assert member(pool, name=HOSTS[0], state="pooled")["changed"] is False
@@ -100,6 +109,7 @@ def test_check_mode_reports_and_writes_nothing(pool: EtcdServer) -> None:
     before = pool.get(f"{POOL}/{HOSTS[0]}")
     planned = member(pool, name=HOSTS[0], state="inactive", weight=0, _check=True)
     assert planned["changed"] is True
+    # (no index: nothing was written)
     assert planned["after"] == {"state": "inactive", "weight": 0, "serving": False}
     assert pool.get(f"{POOL}/{HOSTS[0]}") == before
 

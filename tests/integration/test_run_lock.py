@@ -1,10 +1,13 @@
 """run_lock against a real etcd (v2 API): one run at a time per scope, refusals that name the
-holder, stale locks taken over with a warning, an interrupted run resumed by its holder."""
+holder, stale locks taken over afresh with a warning, an interrupted run resumed only when
+asked, by the same holder, playbook and parameters, within its ttl plus the resume window."""
 
 from __future__ import annotations
 
 import json
 import time
+
+import pytest
 
 from tests.harness._net import free_port
 from tests.harness.collection import run_module
@@ -12,6 +15,14 @@ from tests.harness.etcd import EtcdServer
 
 SCOPE = "pool/eqiad/eventbus/eventbus"
 KEY = f"/eventbus-ops/locks/{SCOPE}"
+
+
+@pytest.fixture(autouse=True)
+def no_lock_left(etcd: EtcdServer) -> object:
+    """Each test starts with no lock, whatever an earlier one left when it failed."""
+    etcd.delete_tree("/eventbus-ops")
+    yield
+    etcd.delete_tree("/eventbus-ops")
 
 
 def lock(etcd: EtcdServer, run_id: str, **args: object) -> dict:
@@ -56,44 +67,121 @@ def test_one_run_at_a_time_and_a_clear_refusal(etcd: EtcdServer) -> None:
     assert lock(etcd, "run-1", state="released")["changed"] is False
 
 
-def test_a_stale_lock_is_taken_over_and_the_same_holder_resumes(etcd: EtcdServer) -> None:
-    interrupted = lock(etcd, "run-1", ttl=1)
-    assert not interrupted.get("failed")
-    lock(etcd, "run-1", state="progress", done="kafka1001.eqiad.wmnet",
-         depooled="kafka1002.eqiad.wmnet")  # fmt: skip
+PARAMETERS = {"limit": "eqiad", "hosts": ["kafka1001.eqiad.wmnet", "kafka1002.eqiad.wmnet"]}
+WROTE = {"state": "depooled", "weight": 10, "index": 42}
+
+
+def interrupted(etcd: EtcdServer, ttl: int = 900) -> None:
+    """A run that did kafka1001 and depooled kafka1002, then stopped renewing."""
+    assert not lock(etcd, "run-1", ttl=ttl, parameters=PARAMETERS).get("failed")
+    lock(etcd, "run-1", state="progress", done="kafka1001.eqiad.wmnet")
+    lock(etcd, "run-1", state="progress", depooled="kafka1002.eqiad.wmnet")  # ahead
+    recorded = lock(etcd, "run-1", state="progress", depooled="kafka1002.eqiad.wmnet",
+                    wrote=WROTE)  # fmt: skip
+    assert recorded["lock"]["depooled"] == ["kafka1002.eqiad.wmnet"]
+    assert recorded["lock"]["wrote"] == {"kafka1002.eqiad.wmnet": WROTE}
+
+
+def test_a_stale_lock_is_taken_over_afresh_unless_resume_is_asked(etcd: EtcdServer) -> None:
+    interrupted(etcd, ttl=1)
     time.sleep(2.5)  # its ttl passes without a renewal
 
-    resumed = lock(etcd, "run-2")  # the same holder and playbook: resumes
+    fresh = lock(etcd, "run-2", parameters=PARAMETERS)  # the same holder, not asked: afresh
+    assert not fresh.get("failed"), fresh.get("msg")
+    assert fresh["resumed"] is False
+    assert "alice@cumin1001 running rolling_restart" in fresh["took_over"]
+    assert fresh["lock"]["done"] == []
+    assert fresh["lock"]["depooled"] == []
+    assert fresh["lock"]["wrote"] == {}
+    assert fresh["left_depooled"] == ["kafka1002.eqiad.wmnet"]
+    warnings = " ".join(fresh.get("warnings", []))
+    assert "took over the run lock" in warnings
+    assert "kafka1002.eqiad.wmnet as depooled; this run does not repool them" in warnings
+    lock(etcd, "run-2", state="released")
+
+    interrupted(etcd, ttl=1)
+    time.sleep(2.5)
+    resumed = lock(etcd, "run-3", resume=True, parameters=PARAMETERS)
     assert not resumed.get("failed"), resumed.get("msg")
     assert resumed["resumed"] is True
-    assert "alice@cumin1001 running rolling_restart" in resumed["took_over"]
     assert resumed["lock"]["done"] == ["kafka1001.eqiad.wmnet"]
     assert resumed["lock"]["depooled"] == ["kafka1002.eqiad.wmnet"]
-    assert any("took over the run lock" in w for w in resumed.get("warnings", []))
+    assert resumed["lock"]["wrote"] == {"kafka1002.eqiad.wmnet": WROTE}
+    assert resumed["left_depooled"] == []
+    # the repool clears both records of the host
+    back = lock(etcd, "run-3", state="progress", undepooled="kafka1002.eqiad.wmnet")
+    assert back["lock"]["depooled"] == []
+    assert back["lock"]["wrote"] == {}
 
-    lock(etcd, "run-2", ttl=1)
+    lock(etcd, "run-3", ttl=1)
     time.sleep(2.5)
-    stranger = lock(etcd, "run-3", holder="bob@cumin2002", playbook="reboot", reason="T9")
+    stranger = lock(etcd, "run-4", holder="bob@cumin2002", playbook="reboot", reason="T9")
     assert not stranger.get("failed"), stranger.get("msg")
     assert stranger["resumed"] is False  # another holder takes over, starting afresh
     assert stranger["lock"]["done"] == []
-    lock(etcd, "run-3", state="released", holder="bob@cumin2002")
+    lock(etcd, "run-4", state="released", holder="bob@cumin2002")
 
 
 def test_resume_at_once_when_the_holder_says_the_run_is_gone(etcd: EtcdServer) -> None:
-    assert not lock(etcd, "run-1").get("failed")
-    lock(etcd, "run-1", state="progress", done="kafka1001.eqiad.wmnet")
-    refused = lock(etcd, "run-2")
+    interrupted(etcd)
+    refused = lock(etcd, "run-2", parameters=PARAMETERS)
     assert refused["failed"] is True
     assert "-e runbook_resume=true" in refused["msg"]  # the same holder is told how
-    resumed = lock(etcd, "run-2", resume=True)
+    resumed = lock(etcd, "run-2", resume=True, parameters=PARAMETERS)
     assert not resumed.get("failed"), resumed.get("msg")
     assert resumed["resumed"] is True
     assert resumed["lock"]["done"] == ["kafka1001.eqiad.wmnet"]
-    # another holder cannot claim that
-    other = lock(etcd, "run-3", holder="bob@cumin2002", resume=True)
+    # another holder cannot claim that, nor is it told to try
+    other = lock(etcd, "run-3", holder="bob@cumin2002", resume=True, parameters=PARAMETERS)
     assert other["failed"] is True
+    assert "refusing to resume" in other["msg"]
+    assert "it is held by alice@cumin1001, not bob@cumin2002" in other["msg"]
+    assert "Nothing was changed" in other["msg"]
+    assert json.loads(etcd.get(KEY))["run_id"] == "run-2"
     lock(etcd, "run-2", state="released")
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"playbook": "reboot"}, "it runs rolling_restart, not reboot"),
+        ({"parameters": {**PARAMETERS, "limit": "eqiad:!kafka1001*"}},
+         'its limit was "eqiad", this run\'s is "eqiad:!kafka1001*"'),
+        ({"parameters": {"limit": "eqiad"}}, "its hosts was ["),
+        ({"parameters": {}}, "its limit was"),
+    ],
+)  # fmt: skip
+def test_resume_only_of_the_same_playbook_and_parameters(
+    etcd: EtcdServer, change: dict, said: str
+) -> None:
+    interrupted(etcd)
+    refused = lock(etcd, "run-2", **{"resume": True, "parameters": PARAMETERS, **change})
+    assert refused["failed"] is True
+    assert said in refused["msg"], refused["msg"]
+    assert json.loads(etcd.get(KEY))["run_id"] == "run-1"  # untouched
+    lock(etcd, "run-1", state="released")
+
+
+def test_no_resume_past_the_ttl_and_the_window(etcd: EtcdServer) -> None:
+    interrupted(etcd, ttl=1)
+    time.sleep(2.5)  # past ttl (1 s) plus the window (0 s)
+    late = lock(etcd, "run-2", resume=True, resume_window=0, parameters=PARAMETERS)
+    assert late["failed"] is True
+    assert "too old to act on" in late["msg"]
+    assert "kafka1002.eqiad.wmnet" in late["msg"]  # the hosts to check are named
+    assert json.loads(etcd.get(KEY))["run_id"] == "run-1"
+    in_time = lock(etcd, "run-2", resume=True, resume_window=60, parameters=PARAMETERS)
+    assert not in_time.get("failed"), in_time.get("msg")
+    assert in_time["resumed"] is True
+    lock(etcd, "run-2", state="released")
+
+
+def test_wrote_needs_a_depooled_host(etcd: EtcdServer) -> None:
+    assert not lock(etcd, "run-1").get("failed")
+    bad = lock(etcd, "run-1", state="progress", wrote=WROTE)
+    assert bad["failed"] is True
+    assert "depooled" in bad["msg"]
+    lock(etcd, "run-1", state="released")
 
 
 def test_a_reason_is_required_and_check_mode_writes_nothing(etcd: EtcdServer) -> None:
