@@ -139,3 +139,16 @@ def test_only_schemas_without_references_get_an_array_validator(tmp_path: Path) 
     assert checker is not None
     assert checker.is_valid([{"dt": "2026-12-07T00:00:00Z"}])
     assert not checker.is_valid([{"dt": "2026-12-07T00:00:00Z"}, {"dt": "yesterday"}])
+
+
+def test_the_intake_reads_a_valid_events_fields_by_position() -> None:
+    """The intake takes a ValidEvent's topic and Kafka record with itemgetter (no Python
+    loop): a field moved in ValidEvent must move there too."""
+    from eventbus.intake import _record_of, _topic_of, by_topic
+    from eventbus.validation import ValidEvent
+
+    event = ValidEvent(3, "id-3", "eqiad.test", b"key", b"{}", "/test/event/1.0.0")
+    assert _topic_of(event) == event.topic
+    assert _record_of(event) == (event.topic, event.value, event.key)
+    other = event._replace(topic="eqiad.other")
+    assert by_topic([event, other, event]) == {"eqiad.test": 2, "eqiad.other": 1}

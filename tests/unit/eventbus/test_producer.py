@@ -15,7 +15,6 @@ import pytest
 from eventbus.config import KafkaSettings
 from eventbus.producer import (
     KafkaUnavailableError,
-    ReportSlots,
     TopicCatalog,
     _Delivery,
     librdkafka_config,
@@ -77,23 +76,46 @@ def test_linger_defaults_to_one_millisecond() -> None:
     assert librdkafka_config(KafkaSettings(["k:9092"]))["linger.ms"] == 1
 
 
+class Message:
+    """What confluent-kafka passes a delivery callback, as _Delivery reads it."""
+
+    def __init__(self, record: tuple[str, bytes, bytes | None]) -> None:
+        self._record = record
+
+    def topic(self) -> str:
+        return self._record[0]
+
+    def value(self) -> bytes:
+        return self._record[1]
+
+    def key(self) -> bytes | None:
+        return self._record[2]
+
+
+def records_of(count: int, topic: str = "eqiad.test") -> list[tuple[str, bytes, bytes | None]]:
+    return [(topic, b'{"n": %d}' % i, None) for i in range(count)]
+
+
 def test_early_acknowledgements_do_not_finish_the_request() -> None:
     async def scenario() -> None:
-        delivery = _Delivery(asyncio.get_running_loop(), POLLER, 3)
-        delivery.delivered(0, None, None)  # acknowledged before the next is handed over
+        records = records_of(3)
+        results: list[object] = [None] * 3
+        delivery = _Delivery(asyncio.get_running_loop(), POLLER)
+        delivery.report(None, Message(records[0]))  # before the next is handed over
         await asyncio.sleep(0.01)
         assert not delivery.future.done()
-        delivery.results[2] = KafkaUnavailableError("queue full")  # never handed over
+        results[2] = KafkaUnavailableError("queue full")  # never handed over
         delivery.handed_over(2)
         assert not delivery.future.done()
-        thread = threading.Thread(target=delivery.delivered, args=(1, "broker down", None))
+        thread = threading.Thread(target=delivery.report, args=("broker down", Message(records[1])))
         thread.start()
         thread.join()
         await asyncio.wait_for(delivery.future, 5)
-        assert delivery.results[0] is True
-        assert isinstance(delivery.results[1], KafkaUnavailableError)
-        assert "broker down" in str(delivery.results[1])
-        assert isinstance(delivery.results[2], KafkaUnavailableError)
+        delivery.outcomes(records, results, [0, 1])
+        assert results[0] is True
+        assert isinstance(results[1], KafkaUnavailableError)
+        assert "broker down" in str(results[1])
+        assert isinstance(results[2], KafkaUnavailableError)
 
     asyncio.run(scenario())
 
@@ -103,13 +125,14 @@ def test_reports_racing_the_hand_over_finish_the_request_once() -> None:
     woken however they interleave, and never before every report is in."""
 
     async def scenario(size: int) -> None:
-        delivery = _Delivery(asyncio.get_running_loop(), POLLER, size)
+        records = records_of(size)
+        delivery = _Delivery(asyncio.get_running_loop(), POLLER)
         barrier = threading.Barrier(2)
 
         def reports() -> None:
             barrier.wait()
-            for index in range(size):
-                delivery.delivered(index, None, None)
+            for record in records:
+                delivery.report(None, Message(record))
 
         thread = threading.Thread(target=reports)
         thread.start()
@@ -117,8 +140,10 @@ def test_reports_racing_the_hand_over_finish_the_request_once() -> None:
         delivery.handed_over(size)
         await asyncio.wait_for(delivery.future, 5)
         thread.join()
-        assert delivery.acked == size
-        assert delivery.results == [True] * size
+        assert delivery.reported == size
+        results: list[object] = [None] * size
+        delivery.outcomes(records, results, list(range(size)))
+        assert results == [True] * size
 
     for size in (1, 2, 100, 5000):
         for _attempt in range(20):
@@ -130,86 +155,77 @@ def test_a_report_on_the_loop_thread_wakes_the_request_at_once() -> None:
     future in the same call, with no trip through call_soon_threadsafe."""
 
     async def scenario() -> None:
-        delivery = _Delivery(asyncio.get_running_loop(), threading.get_ident(), 2)
+        records = records_of(2)
+        delivery = _Delivery(asyncio.get_running_loop(), threading.get_ident())
         delivery.handed_over(2)
-        delivery.delivered(1, None, None)
+        delivery.report(None, Message(records[1]))
         assert not delivery.future.done()
-        delivery.delivered(0, None, None)
+        delivery.report(None, Message(records[0]))
         assert delivery.future.done()
-        assert delivery.results == [True, True]
 
     asyncio.run(scenario())
 
 
 def test_a_request_with_nothing_handed_over_finishes_at_once() -> None:
     async def scenario() -> None:
-        delivery = _Delivery(asyncio.get_running_loop(), POLLER, 1)
-        delivery.results[0] = KafkaUnavailableError("unknown topic")
+        delivery = _Delivery(asyncio.get_running_loop(), POLLER)
         delivery.handed_over(0)
         assert delivery.future.done()
+        results: list[object] = [KafkaUnavailableError("unknown topic")]
+        delivery.outcomes(records_of(1), results, [])
+        assert isinstance(results[0], KafkaUnavailableError)
 
     asyncio.run(scenario())
 
 
-def test_report_slots_reach_their_request_and_record_and_are_reused() -> None:
-    """Two requests' records share the slots; each report reaches its own request and index
-    however the reports interleave (from the poller's thread); a slot serves record after
-    record instead of a new callable per record."""
+def test_one_callback_per_request_gives_each_record_its_own_outcome() -> None:
+    """The request's one callback is told neither record nor index: its reports, in any
+    order, from another thread, some failed, some never coming before the deadline, across
+    two topics and with records of the same bytes, still give each record its outcome (of
+    two records with the same bytes and different outcomes, either may get either: they are
+    the same event)."""
 
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        slots = ReportSlots()
-        for round_ in range(3):
-            first, second = _Delivery(loop, POLLER, 500), _Delivery(loop, POLLER, 700)
-            taken = [(first, i, *slots.take(first, i)) for i in range(500)]
-            taken += [(second, i, *slots.take(second, i)) for i in range(700)]
-            assert len({slot for _d, _i, slot, _cb in taken}) == 1200  # one slot per record
-            random.Random(round_).shuffle(taken)
-            first.handed_over(500)
-            second.handed_over(700)
+    async def scenario(seed: int) -> None:
+        rng = random.Random(seed)
+        records = records_of(300, "eqiad.a") + records_of(200, "eqiad.b")
+        records += [records[7], records[7], records[350]]  # the same events again
+        size = len(records)
+        fate = [rng.choice(["acked", "acked", "failed", "late"]) for _record in records]
+        delivery = _Delivery(asyncio.get_running_loop(), POLLER)
+        order = list(range(size))
+        rng.shuffle(order)
 
-            def reports(taken: list = taken, failing: _Delivery = second) -> None:
-                for delivery, index, _slot, callback in taken:
-                    failed = delivery is failing and index % 7 == 0
-                    callback("broker down" if failed else None, None)
+        def reports() -> None:
+            for index in order:
+                if fate[index] == "acked":
+                    delivery.report(None, Message(records[index]))
+                elif fate[index] == "failed":
+                    delivery.report("broker down", Message(records[index]))
 
-            thread = threading.Thread(target=reports)
-            thread.start()
-            await asyncio.wait_for(asyncio.gather(first.future, second.future), 10)
-            thread.join()
-            assert first.results == [True] * 500
-            for index, result in enumerate(second.results):
-                if index % 7 == 0:
-                    assert isinstance(result, KafkaUnavailableError), index
-                else:
-                    assert result is True, index
-        assert slots.made == 1200  # the second and third rounds made no callable
+        thread = threading.Thread(target=reports)
+        thread.start()
+        delivery.handed_over(size)
+        thread.join()
+        assert not delivery.future.done()  # the late ones have not reported
+        results: list[object] = [None] * size
+        delivery.outcomes(records, results, list(range(size)))
 
-    asyncio.run(scenario())
+        def kind(result: object) -> str:
+            if result is True:
+                return "acked"
+            assert isinstance(result, KafkaUnavailableError), result
+            return "late" if "deadline" in str(result) else "failed"
 
+        # the same bytes: the same multiset of outcomes; every other record its own
+        by_bytes: dict[tuple, list[str]] = {}
+        for index, record in enumerate(records):
+            by_bytes.setdefault(record, []).append(index)
+        for indexes in by_bytes.values():
+            assert sorted(kind(results[i]) for i in indexes) == sorted(fate[i] for i in indexes)
+        assert sum(r is True for r in results) == fate.count("acked")
 
-def test_a_slot_not_handed_over_is_given_back_and_a_full_set_falls_back() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        slots = ReportSlots(limit=2)
-        delivery = _Delivery(loop, POLLER, 3)
-        first, _callback = slots.take(delivery, 0)
-        slots.give_back(first)  # the producer refused it: no report will come
-        again, callback0 = slots.take(delivery, 0)
-        assert again == first
-        slot1, callback1 = slots.take(delivery, 1)
-        slot2, callback2 = slots.take(delivery, 2)  # past the limit: a callable of its own
-        assert (slot1, slot2) == (1, -1)
-        assert slots.made == 2
-        delivery.handed_over(3)
-        for callback in (callback2, callback0, callback1):
-            callback(None, None)
-        await asyncio.wait_for(delivery.future, 5)
-        assert delivery.results == [True, True, True]
-        slots.give_back(-1)  # a partial's slot: nothing to give back
-        assert sorted(slots._free) == [0, 1]
-
-    asyncio.run(scenario())
+    for seed in range(10):
+        asyncio.run(scenario(seed))
 
 
 class FakeAdmin:

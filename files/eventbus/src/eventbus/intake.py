@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import operator
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,12 +80,15 @@ def serialised(event: Any) -> bytes | None:
             return None
 
 
+# a ValidEvent's Kafka topic, and its record as the producer takes it (topic, value, key):
+# ValidEvent is a tuple, and itemgetter reads it at C speed, without a Python loop
+_topic_of = operator.itemgetter(2)
+_record_of = operator.itemgetter(2, 4, 3)
+
+
 def by_topic(valid: list[ValidEvent]) -> dict[str, int]:
     """How many of the events go to each topic."""
-    counts: dict[str, int] = {}
-    for item in valid:
-        counts[item.topic] = counts.get(item.topic, 0) + 1
-    return counts
+    return dict(Counter(map(_topic_of, valid)))
 
 
 def error_kind(error: Exception) -> str:
@@ -317,9 +322,7 @@ class Intake:
         if not valid:
             return {}, [], []
         started = time.perf_counter()
-        results = await self.producer.produce_many(
-            [(v.topic, v.value, v.key) for v in valid], deadline
-        )
+        results = await self.producer.produce_many(list(map(_record_of, valid)), deadline)
         metrics.PRODUCE_DURATION.observe(time.perf_counter() - started)
         if results.count(True) == len(results):  # the common case: every one acknowledged
             return by_topic(valid), [], []

@@ -38,7 +38,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 import confluent_kafka
@@ -241,31 +240,39 @@ def check_settings(settings: KafkaSettings) -> None:
 
 
 class _Delivery:
-    """The delivery reports of one request's records. librdkafka calls ``delivered`` on one
-    thread at a time (the loop's, or the poller's or a flush's), which alone counts ``acked``;
-    the request sets ``expected`` once every record is handed over. Whichever of the two sees
-    the count complete wakes the request (both may: waking is idempotent), so neither early
-    acknowledgements nor a last one racing the hand-over can finish it early or leave it
-    asleep. On the loop's own thread the request is woken at once, from any other through
-    ``call_soon_threadsafe``."""
+    """The delivery reports of one request's records, through one callback for all of them
+    (``report``, bound once per request): librdkafka calls it on one thread at a time (the
+    loop's, or the poller's or a flush's), and it only keeps the report and counts it. The
+    request sets ``expected`` once every record is handed over; whichever of the two sees the
+    count complete wakes the request (both may: waking is idempotent), so neither early
+    reports nor a last one racing the hand-over can finish it early or leave it asleep. On the
+    loop's own thread the request is woken at once, from any other through
+    ``call_soon_threadsafe``.
 
-    __slots__ = ("acked", "expected", "future", "loop", "loop_thread", "results")
+    A report names no record index: ``outcomes`` matches reports to records by (topic, key,
+    value) only when one failed or the deadline came first (records with the same bytes are
+    the same event: which of them failed does not matter). A request whose every record was
+    acknowledged needs no matching at all."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, loop_thread: int, size: int) -> None:
+    __slots__ = ("acked", "expected", "failed", "future", "loop", "loop_thread", "reported")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, loop_thread: int) -> None:
         self.loop = loop
         self.loop_thread = loop_thread
         self.future: asyncio.Future[None] = loop.create_future()
-        self.results: list[Any] = [None] * size
-        self.acked = 0
+        self.acked: list[Any] = []  # the acknowledged records' messages
+        self.failed: list[tuple[Any, Any]] = []  # (error, message)
+        self.reported = 0
         self.expected = -1
 
-    def delivered(self, index: int, error: Any, _message: Any) -> None:
-        """librdkafka's report for record ``index``."""
-        self.results[index] = (
-            KafkaUnavailableError(f"Kafka did not acknowledge: {error}") if error else True
-        )
-        self.acked += 1
-        if self.acked == self.expected:
+    def report(self, error: Any, message: Any) -> None:
+        """librdkafka's report of one of the request's records."""
+        if error is None:
+            self.acked.append(message)
+        else:
+            self.failed.append((error, message))
+        self.reported += 1
+        if self.reported == self.expected:
             if threading.get_ident() == self.loop_thread:
                 self._wake()
                 return
@@ -275,61 +282,47 @@ class _Delivery:
     def handed_over(self, count: int) -> None:
         """``count`` records are with librdkafka (the loop's thread, once)."""
         self.expected = count
-        if self.acked == count:
+        if self.reported == count:
             self._wake()
 
     def _wake(self) -> None:
         if not self.future.done():
             self.future.set_result(None)
 
-
-class ReportSlots:
-    """librdkafka's per-record callback without an object per record: a slot is a permanent
-    callable (made once, reused by record after record) that passes its report to the request
-    and the record index it was taken for. A ``partial`` per record cost the loop an
-    allocation and, with tens of thousands in flight, the garbage collector's walks over them
-    (issue 23). Slots are taken on the loop's thread and given back on whichever serves the
-    reports (list appends and pops are atomic); past ``limit`` slots in use, a record gets a
-    ``partial`` of its own again, so that a burst does not keep memory for ever."""
-
-    def __init__(self, limit: int = 65_536) -> None:
-        self.limit = limit
-        self._callbacks: list[Callable[[Any, Any], None]] = []
-        self._owners: list[_Delivery | None] = []
-        self._indexes: list[int] = []
-        self._free: list[int] = []
-
-    @property
-    def made(self) -> int:
-        return len(self._callbacks)
-
-    def take(self, delivery: _Delivery, index: int) -> tuple[int, Callable[[Any, Any], None]]:
-        """A callable for record ``index`` of ``delivery`` and its slot (-1: a partial)."""
-        try:
-            slot = self._free.pop()
-        except IndexError:
-            slot = len(self._callbacks)
-            if slot >= self.limit:
-                return -1, partial(delivery.delivered, index)
-            self._owners.append(None)
-            self._indexes.append(0)
-            self._callbacks.append(partial(self._report, slot))
-        self._owners[slot] = delivery
-        self._indexes[slot] = index
-        return slot, self._callbacks[slot]
-
-    def give_back(self, slot: int) -> None:
-        """The record was not handed over: no report will come for it."""
-        if slot >= 0:
-            self._owners[slot] = None
-            self._free.append(slot)
-
-    def _report(self, slot: int, error: Any, message: Any) -> None:
-        delivery, index = self._owners[slot], self._indexes[slot]
-        self._owners[slot] = None
-        self._free.append(slot)
-        if delivery is not None:
-            delivery.delivered(index, error, message)
+    def outcomes(
+        self,
+        records: list[tuple[str, bytes, bytes | None]],
+        results: list[Any],
+        handed_over: list[int],
+    ) -> None:
+        """Fill ``results`` for the records handed over (their indexes): True for those
+        acknowledged, why not for the others."""
+        acked, failed = list(self.acked), list(self.failed)  # a late report may still come
+        if not failed and len(acked) == len(handed_over):
+            if len(handed_over) == len(results):  # the common case: every record, acked
+                results[:] = [True] * len(results)
+                return
+            for index in handed_over:
+                results[index] = True
+            return
+        waiting: dict[tuple[Any, Any, Any], list[int]] = {}
+        for index in reversed(handed_over):  # popped from the end: in the records' order
+            waiting.setdefault(records[index], []).append(index)
+        for message in acked:
+            indexes = waiting.get((message.topic(), message.value(), message.key()))
+            if indexes:
+                results[indexes.pop()] = True
+        for error, message in failed:
+            indexes = waiting.get((message.topic(), message.value(), message.key()))
+            if indexes:
+                results[indexes.pop()] = KafkaUnavailableError(
+                    f"Kafka did not acknowledge: {error}"
+                )
+        for indexes in waiting.values():
+            for index in indexes:
+                results[index] = KafkaUnavailableError(
+                    "Kafka did not acknowledge within the request's deadline"
+                )
 
 
 class EventProducer:
@@ -341,7 +334,6 @@ class EventProducer:
         self._acknowledged_at = float("-inf")  # the last request with a record acknowledged
         self._fatal: str | None = None  # set by the poller thread; the loop replaces the producer
         self._replaced = 0
-        self._slots = ReportSlots()
         self._loop_thread = threading.get_ident()  # made on the loop's thread (create_app)
         self._fallback_said = False
         self._producer, self._retire, self._poller, self._reports = self._start_producer()
@@ -469,7 +461,8 @@ class EventProducer:
         if self._fatal is not None:
             self._replace_fatal_producer()
         refused: dict[str, Exception] = {}
-        for topic in {topic for topic, _value, _key in records}:
+        topics = {record[0] for record in records}
+        for topic in topics:
             known = self.catalog.known(topic)
             if known:  # the common case: no task, no timer
                 continue
@@ -483,85 +476,81 @@ class EventProducer:
                 refused[topic] = err
             except (KafkaUnavailableError, TimeoutError) as err:
                 refused[topic] = KafkaUnavailableError(f"cannot list Kafka's topics: {err!r}")
-        delivery = _Delivery(loop, self._loop_thread, len(records))
+        delivery = _Delivery(loop, self._loop_thread)
         producer = self._producer  # all of a request's records: one producer, one poller
-        results = delivery.results
+        results: list[Any] = [None] * len(records)
         by_topic: dict[str, list[int]] = {}
-        for index, record in enumerate(records):
-            if record[0] in refused:
-                results[index] = refused[record[0]]
-            else:
-                by_topic.setdefault(record[0], []).append(index)
-        handed_over = 0
+        if len(topics) == 1 and not refused:  # the common case: no loop over the records
+            by_topic[records[0][0]] = list(range(len(records)))
+        else:
+            for index, record in enumerate(records):
+                if record[0] in refused:
+                    results[index] = refused[record[0]]
+                else:
+                    by_topic.setdefault(record[0], []).append(index)
+        handed_over: list[int] = []
         for topic, indexes in by_topic.items():
             handed_over += await self._hand_over(
-                producer, delivery, topic, [(i, records[i]) for i in indexes], deadline
+                producer, delivery, topic, records, indexes, results, deadline
             )
-        delivery.handed_over(handed_over)
+        delivery.handed_over(len(handed_over))
         if not delivery.future.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):  # no task, one timer
                     await delivery.future
-        if True in results:
+        delivery.outcomes(records, results, handed_over)
+        if delivery.acked:
             self._acknowledged_at = time.monotonic()
-        return [
-            result
-            if result is not None
-            else KafkaUnavailableError("Kafka did not acknowledge within the request's deadline")
-            for result in results
-        ]
+        return results
 
     async def _hand_over(
         self,
         producer: confluent_kafka.Producer,
         delivery: _Delivery,
         topic: str,
-        records: list[tuple[int, tuple[str, bytes, bytes | None]]],
+        records: list[tuple[str, bytes, bytes | None]],
+        indexes: list[int],
+        results: list[Any],
         deadline: float,
-    ) -> int:
-        """Give librdkafka a request's records of one topic, in one call when there are
-        several (``produce_batch``: 0.80 against 1.14 us per record of ``produce``); those its
-        queue had no room for wait for room one by one. How many were handed over; the others
-        have their error in ``delivery.results``."""
-        take, results = self._slots.take, delivery.results
-        failed: list[tuple[int, int, Callable[[Any, Any], None], Any]] = []
-        if len(records) == 1:
-            index, (_topic, value, key) = records[0]
-            slot, on_delivery = take(delivery, index)
+    ) -> list[int]:
+        """Give librdkafka a request's records of one topic (``indexes`` of ``records``), in
+        one call when there are several (``produce_batch``: 0.80 against 1.14 us per record
+        of ``produce``), all with the request's one callback; those its queue had no room
+        for wait for room one by one. The indexes handed over; the others have their error
+        in ``results``."""
+        on_delivery = delivery.report
+        failed: list[tuple[int, Any]] = []
+        if len(indexes) == 1:
+            _topic, value, key = records[indexes[0]]
             try:
                 producer.produce(topic, value, key, on_delivery=on_delivery)
-                return 1
+                return indexes
             except BufferError:  # librdkafka's queue is full: Kafka is slow or away
-                failed.append((index, slot, on_delivery, QUEUE_FULL))
+                failed.append((indexes[0], QUEUE_FULL))
             except confluent_kafka.KafkaException as err:
-                failed.append((index, slot, on_delivery, err))
+                failed.append((indexes[0], err))
         else:
-            taken = [take(delivery, index) for index, _record in records]
-            messages = [
-                {"value": value, "key": key, "callback": on_delivery}
-                for (_index, (_topic, value, key)), (_slot, on_delivery) in zip(
-                    records, taken, strict=True
-                )
-            ]
+            if len(indexes) == len(records):  # the request's only topic
+                messages = [{"value": value, "key": key} for _topic, value, key in records]
+            else:
+                messages = [{"value": records[i][1], "key": records[i][2]} for i in indexes]
             try:
-                queued: int = producer.produce_batch(topic, messages)
+                queued: int = producer.produce_batch(topic, messages, on_delivery=on_delivery)
             except (confluent_kafka.KafkaException, RuntimeError, TypeError) as err:
                 # refused before librdkafka saw any of them (confluent-kafka checks all first)
                 queued = 0
                 for message in messages:
                     message["_error"] = err
             if queued == len(messages):
-                return queued
+                return indexes
             failed.extend(
-                (index, slot, on_delivery, message["_error"])
-                for (index, _record), (slot, on_delivery), message in zip(
-                    records, taken, messages, strict=True
-                )
+                (index, message["_error"])
+                for index, message in zip(indexes, messages, strict=True)
                 if "_error" in message
             )
-        handed_over = len(records) - len(failed)
-        record_at = dict(records)
-        for index, slot, on_delivery, reason in failed:
+        refused = {index for index, _reason in failed}
+        handed_over = [index for index in indexes if index not in refused]
+        for index, reason in failed:
             # (never ``reason == ...``: KafkaError compared with anything but a number leaves
             # a TypeError set in confluent-kafka 2.12.1, and the next C call fails with it)
             if reason is QUEUE_FULL or (
@@ -569,13 +558,12 @@ class EventProducer:
                 and reason.code() == confluent_kafka.KafkaError._QUEUE_FULL
             ):
                 # (a record of the batch queued after this one may reach Kafka first)
-                error = await self._when_room(producer, record_at[index], on_delivery, deadline)
+                error = await self._when_room(producer, records[index], on_delivery, deadline)
             else:
                 error = KafkaUnavailableError(f"the producer refused the record: {reason}")
             if error is None:
-                handed_over += 1
+                handed_over.append(index)
             else:  # no report will come for it
-                self._slots.give_back(slot)
                 results[index] = error
         return handed_over
 
