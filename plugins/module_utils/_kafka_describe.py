@@ -61,3 +61,54 @@ def describe_cluster(
             )
         result["broker"] = impact
     return result
+
+
+def _steady_sample(result):
+    """Whether one sample counts toward a steady cluster, and what is wrong when not."""
+    summary = result["summary"]
+    wrong = []
+    for field, label in (
+        ("under_replicated_partitions", "under-replicated"),
+        ("under_min_isr_partitions", "under min ISR"),
+        ("offline_partitions", "offline"),
+    ):
+        if summary.get(field):
+            wrong.append("%s %s" % (label, ", ".join(summary[field][:10])))
+    quorum = summary.get("quorum")
+    if quorum and not quorum.get("has_majority"):
+        wrong.append("the KRaft quorum has no majority")
+    broker = result.get("broker")
+    if broker is not None and not broker.get("registered"):
+        wrong.append("broker %s is not registered" % broker.get("id"))
+    if not summary.get("healthy") and not wrong:
+        wrong.append("not healthy")
+    return not wrong, wrong
+
+
+def wait_until_steady(sample, count, interval, timeout, clock=None, sleep=None):
+    """Describe (``sample()``) until the cluster is healthy in ``count`` consecutive samples,
+    ``interval`` seconds apart; KafkaModuleError after ``timeout`` seconds, naming what the
+    last sample found. The last sample's result, with ``samples`` (how many were taken) and
+    ``waited`` (seconds)."""
+    import time
+
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    started = clock()
+    streak = taken = 0
+    while True:
+        result = sample()
+        taken += 1
+        steady, wrong = _steady_sample(result)
+        streak = streak + 1 if steady else 0
+        waited = clock() - started
+        if streak >= count:
+            result.update(samples=taken, waited=round(waited, 1))
+            return result
+        if waited + interval > timeout:
+            raise KafkaModuleError(
+                "the cluster was not healthy in %d consecutive samples %ss apart within %ss "
+                "(%d taken, the last %d healthy in a row); the last found: %s"
+                % (count, interval, timeout, taken, streak, "; ".join(wrong) or "healthy")
+            )
+        sleep(interval)

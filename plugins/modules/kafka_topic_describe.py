@@ -24,6 +24,8 @@ description:
     and replicates and RV(broker.safe_to_stop), false with reasons when stopping it would leave
     a partition offline or below C(min.insync.replicas), or the KRaft quorum without a majority.
   - Reads only; never changes anything.
+  - With O(healthy_samples) it waits until the cluster stays healthy, as a rolling operation
+    does before its next node.
 author:
   - eventbus-ops maintainers (@eventplatform)
 extends_documentation_fragment:
@@ -50,6 +52,26 @@ options:
     description:
       - Broker whose stop to assess; adds RV(broker) to the result.
     type: int
+  healthy_samples:
+    description:
+      - Wait until RV(summary.healthy) holds in this many consecutive samples, taken
+        O(sample_interval) seconds apart (and, with O(broker_id), the broker is registered),
+        and return the last one; V(0) describes once, without waiting.
+      - A rolling operation's grace before its next node, as Yelp's C(kafka-rolling-restart)
+        does with 12 checks 10 seconds apart (C(--check-count), C(--check-interval)).
+    type: int
+    default: 0
+  sample_interval:
+    description:
+      - Seconds between two samples of O(healthy_samples).
+    type: float
+    default: 10.0
+  wait_timeout:
+    description:
+      - Seconds O(healthy_samples) may wait before the task fails, saying what the last
+        sample found (Yelp's C(--unhealthy-time-limit) is 600).
+    type: float
+    default: 600.0
 seealso:
   - module: eventplatform.eventbus.kafka_leader_election
 notes:
@@ -69,6 +91,14 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: kafka.summary.healthy
     fail_msg: "under-replicated: {{ kafka.summary.under_replicated_partitions }}"
+
+- name: Wait until the cluster stays healthy for 2 minutes (12 samples, 10 s apart)
+  eventplatform.eventbus.kafka_topic_describe:
+    bootstrap_servers: [kafka1001.eqiad.wmnet:9092]
+    include_internal: true
+    broker_id: 1001
+    healthy_samples: 12
+    sample_interval: 10
 
 - name: Can kafka1001 (broker 1001) be stopped right now?
   eventplatform.eventbus.kafka_topic_describe:
@@ -222,6 +252,7 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_admi
 )
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_describe import (
     describe_cluster,
+    wait_until_steady,
 )
 
 
@@ -231,23 +262,40 @@ def argument_spec():
         topic_pattern=dict(type="str"),
         include_internal=dict(type="bool", default=False),
         broker_id=dict(type="int"),
+        healthy_samples=dict(type="int", default=0),
+        sample_interval=dict(type="float", default=10.0),
+        wait_timeout=dict(type="float", default=600.0),
     )
 
 
 def main():
     module = kafka_module(argument_spec())
-    try:
-        with admin_session(module.params) as admin:
-            # a broker's safety is judged on every topic of the cluster
-            wanted = None if module.params["broker_id"] is not None else module.params["topics"]
-            metadata = fetch_cluster_metadata(admin, wanted)
-        result = describe_cluster(
-            metadata,
-            topics=module.params["topics"],
-            topic_pattern=module.params["topic_pattern"],
-            include_internal=module.params["include_internal"],
-            broker_id=module.params["broker_id"],
+    params = module.params
+    if params["healthy_samples"] < 0 or params["sample_interval"] < 0:
+        module.fail_json(msg="healthy_samples and sample_interval cannot be negative")
+
+    def describe(admin):
+        # a broker's safety is judged on every topic of the cluster
+        wanted = None if params["broker_id"] is not None else params["topics"]
+        return describe_cluster(
+            fetch_cluster_metadata(admin, wanted),
+            topics=params["topics"],
+            topic_pattern=params["topic_pattern"],
+            include_internal=params["include_internal"],
+            broker_id=params["broker_id"],
         )
+
+    try:
+        with admin_session(params) as admin:
+            if params["healthy_samples"]:
+                result = wait_until_steady(
+                    lambda: describe(admin),
+                    params["healthy_samples"],
+                    params["sample_interval"],
+                    params["wait_timeout"],
+                )
+            else:
+                result = describe(admin)
     except KafkaModuleError as err:
         module.fail_json(msg=str(err))
     module.exit_json(changed=False, **result)

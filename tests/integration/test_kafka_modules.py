@@ -112,11 +112,23 @@ def test_stopped_broker_shrinks_isr_flips_safe_to_stop_and_election_restores_lea
     stopped = describe(kafka_cluster, topic, live, broker_id=3)["broker"]
     assert stopped["registered"] is False
     assert stopped["leads"] == []
+    # a rolling operation's grace: waiting for a steady cluster fails, saying what it saw
+    unsteady = run_module(
+        "kafka_topic_describe",
+        {"bootstrap_servers": live.split(","), "topics": [topic], "broker_id": 3,
+         "healthy_samples": 2, "sample_interval": 0.2, "wait_timeout": 1.0},
+    )  # fmt: skip
+    assert unsteady["failed"] is True
+    assert "not healthy in 2 consecutive samples" in unsteady["msg"]
+    assert f"under-replicated {topic}-" in unsteady["msg"]
+    assert "broker 3 is not registered" in unsteady["msg"]
 
     kafka_cluster.start_node(3)
-    wait_until(
-        lambda: describe(kafka_cluster, topic)["summary"]["healthy"], 60, "ISR complete again"
-    )
+    steady = describe(kafka_cluster, topic, broker_id=3, healthy_samples=3, sample_interval=0.5,
+                      wait_timeout=60)  # fmt: skip
+    assert steady["summary"]["healthy"] is True
+    assert steady["broker"]["registered"] is True
+    assert steady["samples"] >= 3
     not_preferred = describe(kafka_cluster, topic)["summary"]["not_preferred_leader_partitions"]
     assert len(not_preferred) == 1  # the partition broker 3 led before it stopped
 

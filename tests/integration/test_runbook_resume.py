@@ -118,9 +118,7 @@ def test_a_weight_changed_since_makes_the_depool_the_operators(
     assert decided["ours"] is False
 
 
-def test_the_lock_names_the_operator_not_only_the_account(
-    pool: EtcdServer, tmp_path: Path
-) -> None:
+def test_the_lock_names_the_operator_not_only_the_account(pool: EtcdServer, tmp_path: Path) -> None:
     wrote = {HOST: {"state": "pooled", "weight": 10, "index": None}}
     by_sudo = decide(tmp_path, pool, wrote, env={"SUDO_USER": "carol", "USER": "root"})
     assert by_sudo["holder"].startswith("carol@")

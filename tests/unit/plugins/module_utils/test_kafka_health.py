@@ -229,3 +229,39 @@ def test_a_topic_that_cannot_lose_a_replica_warns_and_does_not_block(replicas, m
     assert impact["safe_to_stop"] is True
     (warning,) = impact["warnings"]
     assert f"rf has replication factor {len(replicas)} and min.insync.replicas={min_isr}" in warning
+
+
+def test_a_steady_cluster_needs_consecutive_healthy_samples() -> None:
+    """One unhealthy sample starts the count again; the wait ends at the count, or fails
+    past its timeout naming what the last sample found."""
+    from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_admin import (
+        KafkaModuleError,
+    )
+    from ansible_collections.eventplatform.eventbus.plugins.module_utils._kafka_describe import (
+        wait_until_steady,
+    )
+
+    healthy = {"summary": {"healthy": True}}
+    sick = {"summary": {"healthy": False, "under_replicated_partitions": ["eqiad.a-0"]}}
+    unregistered = {"summary": {"healthy": True}, "broker": {"id": 3, "registered": False}}
+    now = [0.0]
+
+    def run(samples: list, count: int, timeout: float = 100.0) -> dict:
+        queue = list(samples)
+        now[0] = 0.0
+
+        def sleep(seconds: float) -> None:
+            now[0] += seconds
+
+        return wait_until_steady(lambda: dict(queue.pop(0)), count, 2.0, timeout,
+                                 clock=lambda: now[0], sleep=sleep)  # fmt: skip
+
+    done = run([healthy, sick, healthy, unregistered, healthy, healthy, healthy], 3)
+    assert done["samples"] == 7  # the streak restarted after the sick and unregistered ones
+    assert done["waited"] == 12.0
+    with pytest.raises(KafkaModuleError) as err:
+        run([healthy, sick, healthy, sick, healthy] * 10, 3, timeout=9.0)
+    assert "not healthy in 3 consecutive samples 2.0s apart within 9.0s" in str(err.value)
+    with pytest.raises(KafkaModuleError) as err:
+        run([unregistered] * 10, 2, timeout=3.0)
+    assert "broker 3 is not registered" in str(err.value)
