@@ -7,7 +7,11 @@
         pooled=yes -> ready, pooled=no (depooled) -> drain (no new connections; health checks
         go on), pooled=inactive or no key -> maint; the key's weight -> the server's weight.
         HAProxy is only ever told what differs. When etcd cannot be reached HAProxy keeps
-        what it has (a pool is never emptied because its store is down).
+        what it has (a pool is never emptied because its store is down). Like PyBal's
+        depool-threshold (--depool-threshold, 0.5 by default), it never takes a serving
+        server out when that would leave fewer than that share of the pool's intended
+        servers (those with a key, not inactive) serving, and at least one: it keeps the
+        server as it is and logs an error until the pool allows it.
 
     eventbus-lb save-state --haproxy-socket SOCK --state-file FILE
         Write ``show servers state`` to HAProxy's server-state-file, so that a reload or a
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -79,15 +84,59 @@ def desired_state(pool: dict[str, dict], server: str) -> Desired:
     return Desired(RUNTIME_STATES[state], weight if valid_weight else None)
 
 
-def reconcile(haproxy: HAProxyRuntime, backend: str, pool: dict[str, dict]) -> None:
-    """Send HAProxy the commands that make the backend match the pool."""
+def _serving(state: str, weight: int, row: dict[str, str]) -> bool:
+    return state == "ready" and weight > 0 and row["srv_op_state"] == "2"  # health: up
+
+
+def held_by_threshold(
+    rows: list[dict[str, str]], wants: dict[str, Desired], threshold: float
+) -> list[str]:
+    """The servers whose way out of service the pool cannot afford now: taking them out
+    would leave fewer serving than ``threshold`` of the intended servers (rounded up, and
+    at least one unless the threshold is 0). The first ones by name go out; the rest wait."""
+    intended = sum(1 for want in wants.values() if want.state != RUNTIME_STATES[INACTIVE])
+    required = math.ceil(round(threshold * intended, 9))
+    if threshold > 0:
+        required = max(1, required)
+    serving_after = 0
+    leaving = []
+    for row in sorted(rows, key=lambda r: r["srv_name"]):
+        want, weight = wants[row["srv_name"]], int(row["srv_uweight"])
+        stays = _serving(want.state, weight if want.weight is None else want.weight, row)
+        if stays:
+            serving_after += 1
+        elif _serving(admin_state(row), weight, row):
+            leaving.append(row["srv_name"])
+    held = []
+    for name in leaving:
+        if serving_after < required:
+            held.append(name)
+            serving_after += 1
+    if held:
+        LOG.error(
+            "not taking %s out of HAProxy: %d of the %d intended servers would be left serving, "
+            "fewer than the %d --depool-threshold %s requires; kept as they are until the pool "
+            "allows it", ", ".join(held), serving_after - len(held), intended, required, threshold,
+        )  # fmt: skip
+    return held
+
+
+def reconcile(
+    haproxy: HAProxyRuntime, backend: str, pool: dict[str, dict], threshold: float = 0.5
+) -> None:
+    """Send HAProxy the commands that make the backend match the pool, but for the servers
+    the depool threshold holds."""
     try:
         rows = haproxy.servers_state(backend)
     except PoolError as err:
         raise UnavailableError(str(err)) from err
+    wants = {row["srv_name"]: desired_state(pool, row["srv_name"]) for row in rows}
+    held = set(held_by_threshold(rows, wants, threshold))
     for row in sorted(rows, key=lambda r: r["srv_name"]):
         name = row["srv_name"]
-        want = desired_state(pool, name)
+        if name in held:
+            continue
+        want = wants[name]
         commands = []
         if want.weight is not None and want.weight != int(row["srv_uweight"]):
             commands.append(f"set server {backend}/{name} weight {want.weight}")
@@ -150,12 +199,18 @@ class ConftoolWatch:
             raise UnavailableError(f"etcd {self.etcd.url} answered {body}")
 
 
-def watch(conftool: ConftoolWatch, haproxy: HAProxyRuntime, backend: str, resync: float) -> None:
+def watch(
+    conftool: ConftoolWatch,
+    haproxy: HAProxyRuntime,
+    backend: str,
+    resync: float,
+    threshold: float = 0.5,
+) -> None:
     backoff = 1.0
     while True:
         try:
             pool, index = conftool.read_pool()
-            reconcile(haproxy, backend, pool)
+            reconcile(haproxy, backend, pool, threshold)
             backoff = 1.0
             conftool.wait_for_change(index, resync)
         except UnavailableError as err:
@@ -184,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     watcher.add_argument("--haproxy-socket", default="/run/haproxy/admin.sock")
     watcher.add_argument("--backend", required=True)
     watcher.add_argument("--resync", type=float, default=30.0, help="seconds between full checks")
+    watcher.add_argument(
+        "--depool-threshold",
+        type=float,
+        default=0.5,
+        help="share of the pool's intended servers always kept serving (PyBal's "
+        "depool-threshold; 0: none)",
+    )
     watcher.add_argument(
         "--etcd-login",
         type=Path,
@@ -221,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     LOG.info("applying %s at %s%s to HAProxy backend %s", args.pool_path, args.etcd_url,
              f" as {username}" if username else "", args.backend)  # fmt: skip
     etcd = EtcdClient(args.etcd_url, username=username, password=password)
-    watch(ConftoolWatch(etcd, args.pool_path), haproxy, args.backend, args.resync)
+    if not 0 <= args.depool_threshold <= 1:
+        print("eventbus-lb: --depool-threshold is a share, from 0 to 1", file=sys.stderr)
+        return 2
+    watch(ConftoolWatch(etcd, args.pool_path), haproxy, args.backend, args.resync,
+          args.depool_threshold)  # fmt: skip
     return 0
 
 

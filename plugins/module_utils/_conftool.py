@@ -14,10 +14,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
+import socket
+import time
 
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._etcd import (
     COMPARE_FAILED,
     KEY_NOT_FOUND,
+    NODE_EXISTS,
     EtcdAuthError,
     EtcdClient,
     EtcdUnavailableError,
@@ -30,6 +34,10 @@ from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool impor
 )
 
 DEFAULT_PREFIX = "/conftool/v1/pools"
+# A pool's write lock: a key outside conftool's tree (confctl would read a key inside the
+# pool's directory as a member), taken for the read, plan and write of one change.
+WRITE_LOCK_PREFIX = "/eventbus-ops/pool-writes"
+WRITE_LOCK_TTL = 30  # seconds: a writer that died frees the pool by then
 POOLED_VALUES = {"yes": POOLED, "no": DEPOOLED, "inactive": INACTIVE}
 STATE_VALUES = dict((v, k) for k, v in POOLED_VALUES.items())
 
@@ -143,3 +151,44 @@ class ConftoolPool(object):
             )
         if "node" not in answer:
             raise PoolError("writing %s failed: %s" % (key, answer.get("message", answer)))
+
+    def exclusive(self, wait=None, sleep=time.sleep, clock=time.time):
+        """The pool's write lock in etcd (``WRITE_LOCK_PREFIX``), held while one change is
+        read, planned and written: etcd v2 has no transaction over several keys, so two
+        writers that each read the pool before the other's write cannot both pass the
+        threshold. Waits up to ``wait`` seconds (the client's timeout) for another writer."""
+        return _EtcdWriteLock(self, wait if wait is not None else self.etcd.timeout, sleep, clock)
+
+
+class _EtcdWriteLock(object):
+    def __init__(self, pool, wait, sleep, clock):
+        self.pool = pool
+        self.key = WRITE_LOCK_PREFIX + pool.path
+        self.token = "%s:%d:%s" % (socket.gethostname(), os.getpid(), os.urandom(6).hex())
+        self.wait, self.sleep, self.clock = wait, sleep, clock
+
+    def __enter__(self):
+        deadline = self.clock() + self.wait
+        while True:
+            answer = self.pool._call(
+                "put", self.key, self.token, prev_exist=False, ttl=WRITE_LOCK_TTL
+            )
+            if "node" in answer:
+                return self
+            if answer.get("errorCode") != NODE_EXISTS:
+                raise PoolError(
+                    "cannot take the pool's write lock %s in etcd: %s; the user needs write "
+                    "access to %s/*" % (self.key, answer.get("message", answer), WRITE_LOCK_PREFIX)
+                )
+            if self.clock() >= deadline:
+                held = self.pool._call("get", self.key).get("node", {}).get("value", "?")
+                raise PoolError(
+                    "another change of %s is being written (its write lock %s is held by %s "
+                    "since less than %ss); nothing was written, run again"
+                    % (self.pool.description, self.key, held, WRITE_LOCK_TTL)
+                )
+            self.sleep(0.1)
+
+    def __exit__(self, *_exc):
+        self.pool._call("delete", self.key, prev_value=self.token)
+        return False

@@ -22,7 +22,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fcntl
+import hashlib
+import os
 import socket
+import tempfile
+import time
 
 from ansible_collections.eventplatform.eventbus.plugins.module_utils._pool import (
     DEPOOLED,
@@ -189,3 +194,46 @@ class HAProxyPool(object):
             if row.get("pxname") == self.backend and row.get("svname") == name:
                 return int(row.get("scur") or 0)
         raise PoolError("server %s not found in 'show stat' of %s" % (name, self.description))
+
+    def exclusive(self, wait=None, sleep=time.sleep, clock=time.time):
+        """The backend's write lock on this host (a lock file in /run/lock): HAProxy's runtime
+        API changes one server at a time, so the read, plan and write of one change hold it,
+        and two writers on the pool manager cannot both pass the threshold."""
+        return _FileWriteLock(self, wait if wait is not None else self.runtime.timeout, sleep,
+                              clock)  # fmt: skip
+
+
+class _FileWriteLock(object):
+    def __init__(self, pool, wait, sleep, clock):
+        where = pool.runtime.endpoint + "/" + pool.backend
+        directory = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+        self.path = os.path.join(
+            directory,
+            "eventbus-pool-%s.lock" % hashlib.sha256(where.encode()).hexdigest()[:16],
+        )
+        self.pool, self.wait, self.sleep, self.clock = pool, wait, sleep, clock
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise PoolError("cannot open the pool's write lock %s: %s" % (self.path, err)) from err
+        deadline = self.clock() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError:
+                if self.clock() >= deadline:
+                    os.close(self.fd)
+                    raise PoolError(
+                        "another change of %s is being written (its write lock %s is held); "
+                        "nothing was written, run again" % (self.pool.description, self.path)
+                    ) from None
+                self.sleep(0.1)
+
+    def __exit__(self, *_exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        return False

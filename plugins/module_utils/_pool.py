@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
+
 # One definition of a pool member's state, as conftool's ``pooled`` means it for PyBal/LVS:
 # pooled (yes) takes new connections; depooled (no) takes none, its current ones finish and
 # it stays health-checked; inactive is out of the pool's configuration. HAProxy maps them to
@@ -22,14 +24,32 @@ INACTIVE = "inactive"
 STATES = (POOLED, DEPOOLED, INACTIVE)
 
 
+# The share of a pool's intended members (all but the inactive ones) that must stay serving
+# when a member is taken out: PyBal's depool-threshold, and its default.
+DEFAULT_THRESHOLD = 0.5
+
+
 class PoolError(Exception):
     """A failure worth reporting to the operator as is."""
 
 
-def plan_change(members, name, state=None, weight=None, min_pooled=None, force=False):
+def required_serving(members, threshold=DEFAULT_THRESHOLD):
+    """How many members must stay serving: ``threshold`` of the intended ones (those not
+    inactive), rounded up, and at least one."""
+    intended = sum(1 for m in members.values() if m["state"] != INACTIVE)
+    # (rounded first: 0.7 * 10 is 7.000000000000001 in floating point)
+    needed = math.ceil(round(threshold * intended, 9))
+    return max(1, needed), intended
+
+
+def plan_change(
+    members, name, state=None, weight=None, min_pooled=None, force=False, threshold=None
+):
     """Return ``(before, after)`` for member ``name``; raise PoolError when the member is
-    unknown or when taking it out would leave fewer than ``min_pooled`` members serving
-    (default: all but one, i.e. at most one member of the pool out at a time)."""
+    unknown or when taking it out of service would leave too few members serving: fewer
+    than ``min_pooled`` others when given, else fewer than ``threshold`` (default
+    DEFAULT_THRESHOLD) of the pool's intended members (its members not inactive, counted
+    before the change: a member set inactive still counts)."""
     if name not in members:
         raise PoolError(
             "member %s is not in the pool; members are: %s"
@@ -48,17 +68,23 @@ def plan_change(members, name, state=None, weight=None, min_pooled=None, force=F
         after["state"] == POOLED and after["weight"] > 0 and after.get("health", "up") == "up"
     )
 
-    taking_out = before["state"] == POOLED and after["state"] != POOLED
+    in_service = before["state"] == POOLED and before["weight"] > 0
+    taking_out = in_service and not (after["state"] == POOLED and after["weight"] > 0)
     if taking_out and not force:
-        threshold = len(members) - 1 if min_pooled is None else min_pooled
         others_serving = sorted(n for n, m in members.items() if n != name and m["serving"])
-        if len(others_serving) < threshold:
+        if min_pooled is not None:
+            needed, why = min_pooled, "min_pooled"
+        else:
+            share = DEFAULT_THRESHOLD if threshold is None else threshold
+            needed, intended = required_serving(members, share)
+            why = "threshold %s of the %d members not inactive, at least one" % (share, intended)
+        if len(others_serving) < needed:
             out = sorted(n for n, m in members.items() if n != name and not m["serving"])
             raise PoolError(
                 "refusing to take %s out of the pool: %d other member(s) would be left serving %s, "
-                "fewer than the %d required (min_pooled); not serving now: %s. Repool those first, "
+                "fewer than the %d required (%s); not serving now: %s. Repool those first, "
                 "or set force=true if this is really intended"
-                % (name, len(others_serving), others_serving, threshold, ", ".join(out) or "none")
+                % (name, len(others_serving), others_serving, needed, why, ", ".join(out) or "none")
             )
     return before, after
 
@@ -85,6 +111,20 @@ def read_pool(store, name=None):
     return result
 
 
+class _NoLock(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        return False
+
+
+def _exclusive(store):
+    """The store's pool-wide write lock; a store without one (a test's) writes unlocked."""
+    exclusive = getattr(store, "exclusive", None)
+    return exclusive() if exclusive is not None else _NoLock()
+
+
 def set_membership(
     store,
     name,
@@ -98,18 +138,28 @@ def set_membership(
     wait_sessions=False,
     sleep=None,
     clock=None,
+    threshold=None,
 ):
-    """Read the pool once, plan, write unless in check mode, optionally wait until the
-    change is in effect. Returns the module result (changed, before, after, pool)."""
+    """Read the pool, plan, write unless in check mode, optionally wait until the change is
+    in effect. The read, the plan and the write hold the store's pool-wide write lock
+    (``store.exclusive()``): a change is a compare-and-swap over the whole pool, so two
+    writers taking out two different members cannot both pass the threshold. Returns the
+    module result (changed, before, after, pool)."""
     import time
 
     sleep = sleep or time.sleep
     clock = clock or time.time
-    members = store.members()
-    before, after = plan_change(members, name, state, weight, min_pooled, force)
-    changed = (before["state"], before["weight"]) != (after["state"], after["weight"])
-    if changed and not check_mode:
-        store.apply(name, before, after)
+    if check_mode:
+        members = store.members()
+        before, after = plan_change(members, name, state, weight, min_pooled, force, threshold)
+        changed = (before["state"], before["weight"]) != (after["state"], after["weight"])
+    else:
+        with _exclusive(store):
+            members = store.members()
+            before, after = plan_change(members, name, state, weight, min_pooled, force, threshold)
+            changed = (before["state"], before["weight"]) != (after["state"], after["weight"])
+            if changed:
+                store.apply(name, before, after)
 
     result = dict(changed=changed, before=public_view(before), after=public_view(after))
     if wait and not check_mode:

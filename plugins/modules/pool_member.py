@@ -14,11 +14,15 @@ short_description: Pool or depool a host in its load-balancer pool (conftool or 
 version_added: 0.1.0
 description:
   - Replaces the runbook's C(confctl depool --hostname X) and C(confctl pool --hostname X).
-  - Refuses to take a member out when that would leave fewer members serving than
-    O(min_pooled) (by default all others, so at most one member of a pool is out at a time),
-    unless O(force=true).
-  - Reads the pool once, then writes one member only; a conftool write is a compare-and-swap,
-    so a concurrent change is reported and nothing is half-written.
+  - Refuses to take a member out of service (out of the pool, or to weight 0) when that would
+    leave fewer other members serving than O(threshold) of the pool's intended members (those
+    not inactive, counted before the change), as PyBal's C(depool-threshold) does, or than
+    O(min_pooled) when given; unless O(force=true).
+  - The read, the check and the write hold a write lock over the whole pool (conftool - a key
+    under C(/eventbus-ops/pool-writes) in etcd; HAProxy - a lock file on the host that runs
+    the module), so two changes of different members cannot both pass the threshold; a
+    conftool write is also a compare-and-swap on the member's key, so a change made meanwhile
+    by confctl is reported and nothing is half-written.
   - To read a pool without changing it, use M(eventplatform.eventbus.pool_member_info).
 author:
   - eventbus-ops maintainers (@eventplatform)
@@ -45,14 +49,22 @@ options:
     description:
       - Weight to set.
     type: int
+  threshold:
+    description:
+      - Share of the pool's intended members (all but the inactive ones) that must stay
+        serving when a member is taken out - rounded up, and at least one member. PyBal's
+        C(depool-threshold), whose default this is - in a pool of two, one member may be out;
+        of five, two.
+    type: float
+    default: 0.5
   min_pooled:
     description:
-      - Fewest other members that must remain serving for this one to be taken out. By
-        default all other members of the pool must be serving.
+      - Fewest other members that must remain serving for this one to be taken out, instead
+        of O(threshold).
     type: int
   force:
     description:
-      - Take the member out even if O(min_pooled) is not met.
+      - Take the member out even if O(threshold) or O(min_pooled) is not met.
     type: bool
     default: false
   wait:
@@ -163,6 +175,7 @@ def argument_spec():
         name=dict(type="str", required=True),
         state=dict(type="str", choices=["pooled", "depooled", "inactive"]),
         weight=dict(type="int"),
+        threshold=dict(type="float", default=0.5),
         min_pooled=dict(type="int"),
         force=dict(type="bool", default=False),
         wait=dict(type="bool", default=False),
@@ -178,6 +191,10 @@ def validate(module):
         module.fail_json(msg="nothing to do: set state, weight, or both")
     if params["weight"] is not None and params["weight"] < 0:
         module.fail_json(msg="weight must be 0 or more, got %d" % params["weight"])
+    if not 0 <= params["threshold"] <= 1:
+        module.fail_json(
+            msg="threshold is a share of the pool, from 0 to 1; got %s" % params["threshold"]
+        )
     if params["wait_sessions"] and params["backend"] != "haproxy":
         module.fail_json(msg="wait_sessions needs backend=haproxy, which can count sessions")
 
@@ -199,6 +216,7 @@ def main():
             state=params["state"],
             weight=params["weight"],
             min_pooled=params["min_pooled"],
+            threshold=params["threshold"],
             force=params["force"],
             check_mode=module.check_mode,
             wait=params["wait"],

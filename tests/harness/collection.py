@@ -76,3 +76,24 @@ def run_module(
             raise AssertionError(f"ansible produced no result:\n{proc.stdout}\n{proc.stderr}")
         result: dict[str, Any] = json.loads(result_file.read_text())["localhost"]
     return result
+
+
+def run_playbook(
+    workdir: Path,
+    playbook: str,
+    inventory: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """Run a playbook (its text) on an inventory (its text) in ``workdir`` with the
+    repository's ansible.cfg and this checkout as the collection, as tests of the runbook
+    role's task files do; the completed process (returncode, stdout, stderr)."""
+    (workdir / "inventory").write_text(inventory)
+    (workdir / "playbook.yml").write_text(playbook)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory",
+         "playbook.yml", *args],
+        capture_output=True, text=True, cwd=workdir, timeout=timeout, check=False,
+        env={**ansible_env(), "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), **(env or {})},
+    )  # fmt: skip

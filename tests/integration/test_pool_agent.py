@@ -128,7 +128,34 @@ def test_weight_inactive_and_missing_keys(
     confctl("select", "name=kafka1002", "set/pooled=inactive")
     becomes(haproxy, "kafka1002", "MAINT")
     registered.delete_tree(POOL)  # no key at all: not in the pool's configuration
-    becomes(haproxy, "kafka1001", "MAINT")
+    time.sleep(2)
+    # ... but the last serving server stays: the depool threshold never empties a pool
+    assert admin(haproxy, "kafka1001").startswith("UP")
+
+
+def test_the_depool_threshold_keeps_the_pool_from_emptying(
+    agent: None, haproxy: HAProxyServer, http_backends: dict[str, HttpBackend], confctl,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Both members depooled in conftool (two operators, or a run and an operator): the agent
+    drains one and keeps the other serving, saying why, until a member is pooled again."""
+    with Traffic(f"{haproxy.frontend_url}/v1/events") as traffic:
+        confctl("select", "name=kafka1001", "set/pooled=no")
+        becomes(haproxy, "kafka1001", "DRAIN", timeout=2)
+        confctl("select", "name=kafka1002", "set/pooled=no")
+        time.sleep(2)
+        assert admin(haproxy, "kafka1002").startswith("UP")
+        assert grows(http_backends["kafka1002"])
+        log = (tmp_path / "agent.log").read_text()
+        assert (
+            "not taking kafka1002 out of HAProxy: 0 of the 2 intended servers would be left "
+            "serving, fewer than the 1 --depool-threshold 0.5 requires"
+        ) in log
+        # once the other is pooled again, the held depool goes through
+        confctl("select", "name=kafka1001", "set/pooled=yes")
+        becomes(haproxy, "kafka1001", "UP", timeout=3)
+        becomes(haproxy, "kafka1002", "DRAIN", timeout=8)
+    assert traffic.errors == 0
 
 
 def test_an_unreachable_etcd_leaves_haproxy_as_it_is(

@@ -5,16 +5,12 @@ ending in a pass (issue 24)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.harness._net import free_port
-from tests.harness.collection import REPO_ROOT, ansible_env
-
-BIN = Path(sys.executable).parent
+from tests.harness.collection import run_playbook
 
 # The cycle's own block keywords around one of its pool steps.
 PLAYBOOK = """
@@ -42,22 +38,17 @@ PLAYBOOK = """
 def test_a_pool_step_fails_when_the_pool_manager_is_unreachable(
     tmp_path: Path, step: str, said: str
 ) -> None:
-    (tmp_path / "inventory").write_text(
+    inventory = (
         "kafka1001.eqiad.wmnet ansible_connection=local\n"
         f"lb1001.eqiad.wmnet ansible_host=127.0.0.1 ansible_port={free_port()} "
         "ansible_connection=ssh ansible_ssh_common_args='-o ConnectTimeout=3'\n"
     )
-    (tmp_path / "playbook.yml").write_text(PLAYBOOK)
-    proc = subprocess.run(
-        # (check mode: the run lock's record, which needs etcd, is skipped as in --check runs)
-        [str(BIN / "ansible-playbook"), "-i", "inventory", "playbook.yml", "--check",
-         "-e", f"step={step}", "-e", "eventbus_pool_manager=lb1001.eqiad.wmnet",
-         "-e", "runbook_depooled_by_run=true", "-e", "runbook_confirm_traffic=false",
-         "-e", "eventbus_pool_backend=conftool"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=180, check=False,
-        env={**ansible_env(), "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-             "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".collections"),
-             "ANSIBLE_PYTHON_INTERPRETER": sys.executable},
+    # (check mode: the run lock's record, which needs etcd, is skipped as in --check runs)
+    proc = run_playbook(
+        tmp_path, PLAYBOOK, inventory, "--check",
+        "-e", f"step={step}", "-e", "eventbus_pool_manager=lb1001.eqiad.wmnet",
+        "-e", "runbook_depooled_by_run=true", "-e", "runbook_confirm_traffic=false",
+        "-e", "eventbus_pool_backend=conftool",
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]

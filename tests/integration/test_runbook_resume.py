@@ -6,16 +6,13 @@ names the operator (runbook_operator, else SUDO_USER, else the login name)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness.collection import REPO_ROOT, ansible_env, run_module
+from tests.harness.collection import run_module, run_playbook
 from tests.harness.etcd import EtcdServer
 
-BIN = Path(sys.executable).parent
 POOL = "/conftool/v1/pools/eqiad/eventbus/eventbus"
 HOSTS = ("kafka1001.eqiad.wmnet", "kafka1002.eqiad.wmnet")
 HOST = HOSTS[1]
@@ -77,15 +74,10 @@ def depool(etcd: EtcdServer) -> dict:
 def decide(
     tmp_path: Path, etcd: EtcdServer, wrote: dict, *extra: str, env: dict | None = None
 ) -> dict:
-    (tmp_path / "inventory").write_text(f"{HOST} ansible_connection=local\n")
-    (tmp_path / "playbook.yml").write_text(PLAYBOOK)
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "inventory", "playbook.yml",
-         "-e", f"etcd_url={etcd.url}", "-e", json.dumps({"wrote": json.dumps(wrote)}), *extra],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
-        env={**ansible_env(), "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-             "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".collections"),
-             "ANSIBLE_PYTHON_INTERPRETER": sys.executable, **(env or {})},
+    proc = run_playbook(
+        tmp_path, PLAYBOOK, f"{HOST} ansible_connection=local\n",
+        "-e", f"etcd_url={etcd.url}", "-e", json.dumps({"wrote": json.dumps(wrote)}), *extra,
+        env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads((tmp_path / "decision.json").read_text())
