@@ -174,6 +174,13 @@ def run_per_datacenter(
     return merged
 
 
+def units_started() -> dict[str, dict[str, str]]:
+    """When each Kafka node's kafka and each eventbus host's service last started: a run's
+    record says which it restarted (a converge of the running lab restarts none)."""
+    hosts = sorted({*lab().eventbus, *lab().groups.get("conf", [])})
+    return {host: remote.units_started_at(lab(), host) for host in hosts}
+
+
 def logged_for_replay(dc: str) -> set[str]:
     ids: set[str] = set()
     for name in lab().eventbus:
@@ -213,7 +220,7 @@ def run(argv: list[str] | None) -> int:
     parser.add_argument(
         "--kill-broker",
         metavar="HOST:SECONDS[@STEP]",
-        help="SIGKILL HOST's Kafka broker SECONDS after the first playbook reaches STEP "
+        help="SIGKILL HOST's Kafka broker SECONDS after the first playbook to reach STEP does "
         "(e.g. restart; default: its start); systemd restarts the broker",
     )
     parser.add_argument(
@@ -265,11 +272,18 @@ def run(argv: list[str] | None) -> int:
     runs = []
     for index, playbook in enumerate(args.playbook):
         step_report = BUILD / f"{index}-{shlex.split(playbook)[0].rsplit('.', 1)[-1]}.json"
-        watch = killer.watch if killer is not None and index == 0 else None
+        # the killer watches each playbook in turn until one reaches its step
+        watch = killer.watch if killer is not None and killer.marker else None
+        before = units_started()
         if args.per_datacenter:
             runs.append(run_per_datacenter(playbook, args.extra_vars, step_report, killer, watch))
         else:
             runs.append(run_recorded(playbook, args.extra_vars, step_report, watch))
+        after = units_started()
+        runs[-1]["restarted"] = sorted(
+            f"{host}/{unit}" for host, units in after.items() for unit, at in units.items()
+            if at != before.get(host, {}).get(unit)
+        )  # fmt: skip
         if runs[-1]["exit"]:
             break
     time.sleep(3)
@@ -398,9 +412,10 @@ def active_silences(urls: list[str]) -> list[dict[str, Any]]:
 
 
 class BrokerKiller:
-    """SIGKILL a host's Kafka broker SECONDS after the first playbook's output shows
-    ``Step: STEP`` (HOST:SECONDS@STEP; the first host of a serial run reaches it first), or
-    SECONDS after that playbook started (HOST:SECONDS); systemd starts the broker again."""
+    """SIGKILL a host's Kafka broker SECONDS after the output of a playbook (the first that
+    does) shows ``Step: STEP`` (HOST:SECONDS@STEP; the first host of a serial run reaches it
+    first), or SECONDS after the first playbook started (HOST:SECONDS); systemd starts the
+    broker again."""
 
     def __init__(self, spec: str) -> None:
         timing, _at, step = spec.partition("@")
@@ -439,7 +454,8 @@ def print_report(report: dict) -> None:
     print("\n== Report ==")
     for run in report["playbooks"]:
         status = "ok" if run["exit"] == 0 else f"FAILED (exit {run['exit']})"
-        print(f"{run['playbook']}: {status} in {run['seconds']}s")
+        print(f"{run['playbook']}: {status} in {run['seconds']}s; restarted "
+              f"{', '.join(run.get('restarted', [])) or 'nothing'}")  # fmt: skip
         if run.get("failure"):
             print(f"{run['playbook']}: {run['failure'][:1500]}")
         for host, steps in run.get("hosts", {}).items():

@@ -137,6 +137,14 @@ def service_started_at(lab: Lab, name: str) -> str:
     return sh(lab, name, command).strip()
 
 
+def units_started_at(lab: Lab, name: str, units: tuple[str, ...] = ("kafka", "eventbus")) -> dict:
+    """When each of ``units`` on the host last started (monotonic, as systemd reports it;
+    "0" for a unit the host does not run)."""
+    command = "systemctl show --property ActiveEnterTimestampMonotonic --value " + " ".join(units)
+    values = sh(lab, name, command).split()
+    return dict(zip(units, values, strict=True))
+
+
 def boot_id(lab: Lab, name: str) -> str:
     return sh(lab, name, "cat /proc/sys/kernel/random/boot_id").strip()
 

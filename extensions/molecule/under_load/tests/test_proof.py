@@ -1,8 +1,10 @@
 """The proof, read from what the side effect recorded (verify only reads).
 
-build/lab/proof.json: the rolling restart, the reboot (kafka1001 and kafka2002) and the
-deploy (a new version) ran while clients posted events to both service addresses: every
-playbook exited 0, no request failed, every acknowledged event is in Kafka once.
+build/lab/proof.json: a converge of the running lab (a Kafka setting and the service's
+configuration changed: it restarts nothing), the rolling restart, the reboot (kafka1001 and
+kafka2002), the deploy (a new version), a converge renewing the certificates and the Kafka
+roll ran while clients posted events to both service addresses: every playbook exited 0, no
+request failed, every acknowledged event is in Kafka once.
 
 build/lab/cases.json (scripts/lab_cases.py): the lab after the proof (every host pooled and on
 the new version, the rebooted hosts booted again), then the failure and operator cases: a
@@ -20,7 +22,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MODEL, PROJECT  # extensions/molecule/conftest.py
+from conftest import MODEL, PROJECT, Lab  # extensions/molecule/conftest.py
 
 REPORT = PROJECT / "build" / "lab" / "proof.json"
 CASES = PROJECT / "build" / "lab" / "cases.json"
@@ -55,28 +57,29 @@ def case(cases: dict[str, Any], name: str) -> dict[str, Any]:
 def test_the_playbooks_ran_and_exited_0(proof: dict) -> None:
     runs = [(run["playbook"].split()[0], run["exit"]) for run in proof["playbooks"]]
     assert runs == [
+        ("eventplatform.eventbus.site", 0),  # a Kafka setting and the service's config changed
         ("eventplatform.eventbus.rolling_restart", 0),
         ("eventplatform.eventbus.reboot", 0),
         ("eventplatform.eventbus.deploy", 0),
         ("eventplatform.eventbus.site", 0),  # the certificates renewed (--tags kafka_tls)
         ("eventplatform.eventbus.kafka_rolling_restart", 0),
     ], [run.get("failure") for run in proof["playbooks"]]  # the failed one's message
-    rolling = proof["playbooks"][0]
+    rolling = proof["playbooks"][1]
     assert sorted(rolling["hosts"]) == MODEL.eventbus
     for host, steps in rolling["hosts"].items():
         assert [s["step"] for s in steps] == [
             "silence", "depool", "idle", "restart", "health", "log check", "repool", "traffic",
             "unsilence",
         ], host  # fmt: skip
-    rebooted = {host for host, steps in proof["playbooks"][1]["hosts"].items() if steps}
+    rebooted = {host for host, steps in proof["playbooks"][2]["hosts"].items() if steps}
     assert rebooted == {"kafka1001.eqiad.wmnet", "kafka2002.codfw.wmnet"}
-    deploy = proof["playbooks"][2]["hosts"]
+    deploy = proof["playbooks"][3]["hosts"]
     for canary in ("kafka1001.eqiad.wmnet", "kafka2001.codfw.wmnet"):  # first of each dc
         steps = [s["step"] for s in deploy[canary]]
         assert "canary" in steps[steps.index("traffic") :], (canary, steps)  # after it is back
     # the Kafka roll: every node of both clusters, controller-only nodes first, the active
     # controller last (the order is the report's)
-    roll = proof["playbooks"][4]["hosts"]
+    roll = proof["playbooks"][5]["hosts"]
     assert sorted(roll) == sorted([*MODEL.eventbus, *MODEL.group("conf")])
     for node, steps in roll.items():
         assert [s["step"] for s in steps] == [
@@ -85,13 +88,33 @@ def test_the_playbooks_ran_and_exited_0(proof: dict) -> None:
         ], node  # fmt: skip
 
 
+def test_a_converge_of_the_running_lab_restarted_nothing(proof: dict, lab: Lab) -> None:
+    """The converge under load changed a Kafka setting and the service's configuration on
+    every host and restarted nothing (every node and service kept running, none of the pool
+    left); the rolling restart then restarted each service and the Kafka roll each node, one
+    at a time, on what the converge wrote."""
+    converge, rolling, roll = (proof["playbooks"][i] for i in (0, 1, 5))
+    assert converge["restarted"] == []
+    nodes = sorted([*MODEL.eventbus, *MODEL.group("conf")])
+    assert {r.split("/")[0] for r in rolling["restarted"] if r.endswith("/eventbus")} == set(
+        MODEL.eventbus
+    )
+    assert {r.split("/")[0] for r in roll["restarted"] if r.endswith("/kafka")} == set(nodes)
+    for node in nodes:
+        server = lab.host(node).check_output("cat /etc/kafka/server.properties")
+        assert "log.cleaner.backoff.ms=15001" in server, node
+    for host in MODEL.eventbus:
+        config = lab.host(host).check_output("cat /etc/eventbus/config.yaml")
+        assert "idle_timeout: 16" in config, host
+
+
 def test_the_kafka_roll_brought_every_node_up_on_its_renewed_certificate(
     proof: dict, cases: dict
 ) -> None:
     """The converge under load renewed every node's certificate without restarting it; the
     Kafka roll then restarted each one on it: what each node serves is the certificate on its
     disk, and that one was signed during the converge."""
-    renewal, roll = proof["playbooks"][3], proof["playbooks"][4]
+    renewal, roll = proof["playbooks"][4], proof["playbooks"][5]
     seen = case(cases, "after_proof")["certificates"]
     assert sorted(seen) == sorted([*MODEL.eventbus, *MODEL.group("conf")])
     for node, cert in seen.items():
@@ -255,6 +278,6 @@ def test_maintenance_alerts_were_silenced_and_no_silence_is_left(proof: dict) ->
     assert restarts, "no restart was seen by Prometheus: the proof needs one"
     assert {a["state"] for a in restarts} == {"suppressed"}
     assert all(a["silenced_by"] for a in restarts)
-    silenced_ids = {i for host in proof["playbooks"][0]["silences"].values() for i in host}
+    silenced_ids = {i for host in proof["playbooks"][1]["silences"].values() for i in host}
     assert silenced_ids  # the rolling restart silenced its hosts
     assert proof["silences_left"] == []
