@@ -122,7 +122,7 @@ def race(stores: list, names: list[str]) -> list[str]:
 
 def test_two_writers_cannot_both_pass_the_threshold_conftool(pool: EtcdServer, confctl) -> None:
     confctl("select", f"name={HOSTS[0]}", "set/pooled=no")  # one out: one more may go
-    stores = [SlowReads(pool.url, "eqiad", "eventbus", "eventbus") for _ in range(2)]
+    stores = [SlowReads(pool.url, "eqiad", "eventbus", "eventbus") for _writer in range(2)]
     outcomes = race(stores, [HOSTS[1], HOSTS[2]])
     assert sorted(o == "depooled" for o in outcomes) == [False, True], outcomes
     refused = next(o for o in outcomes if o != "depooled")
@@ -171,7 +171,7 @@ def test_a_haproxy_pool_of_five(five: HAProxyServer) -> None:
             "haproxy_backend": "eventbus"}  # fmt: skip
     assert run_module("pool_member", {**base, "name": SERVERS[0], "state": "depooled"})["changed"]
     stores = [SlowHAProxy(HAProxyRuntime(socket_path=str(five.socket_path)), "eventbus")
-              for _ in range(2)]  # fmt: skip
+              for _writer in range(2)]  # fmt: skip
     outcomes = race(stores, [SERVERS[1], SERVERS[2]])
     assert sorted(o == "depooled" for o in outcomes) == [False, True], outcomes
     states = [five.server_state(s)["srv_admin_state"] for s in SERVERS]
