@@ -230,6 +230,10 @@ def test_rollback_switched_every_host_back_to_the_previous_release(cases: dict) 
     for dc, run in seen["runs"].items():
         assert run["rc"] == 0, (dc, run["stdout"][-3000:])
         assert "rollback: 2 host(s)" in run["stdout"], dc
+        # no load during the cases: each datacenter was passive, and each host was confirmed
+        # with the run's own test events through the service address
+        assert "Send test events through the service address" in run["stdout"], dc
+        assert "test event 1" in run["stdout"], (dc, run["stdout"][-3000:])
     assert set(seen["versions"].values()) == {seen["previous"]}
     for name, link in seen["previous_links"].items():
         assert link.endswith(f"/{seen['deployed']}"), name
