@@ -263,6 +263,65 @@ def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
     return seen
 
 
+def pool_manager_unreachable(lab: Lab) -> dict[str, Any]:
+    """codfw's pool is HAProxy's own, managed over SSH on its load balancer: port 22 of the
+    load balancer dropped once kafka2001 is depooled, so its repool cannot be written."""
+    host, lb = "kafka2001.codfw.wmnet", lab.loadbalancer("codfw")
+    block = ["ip", "netns", "exec", lab.host(lb).netns, "nft"]
+    cutter = cut_when_depooled(lab, host, lambda: subprocess.run(
+        [*block, "-f", "-"], input="table inet faultssh { chain in { type filter hook input "
+        "priority 0; tcp dport 22 drop; }; }\n", text=True, check=True))  # fmt: skip
+    try:
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
+    finally:
+        cutter.join(130)
+        subprocess.run([*block, "delete", "table", "inet", "faultssh"], check=False)
+    seen["pool_after"] = pool_state(lab, host)
+    if seen["pool_after"] != "UP":
+        repool(lab, host)
+    return seen
+
+
+def reboot_during_kafka_roll(lab: Lab) -> dict[str, Any]:
+    """A reboot of an eqiad host started while eqiad's Kafka roll runs: both stop brokers of
+    one cluster, and the reboot holds the cluster's lock too."""
+    mark = playbooks.log_mark()
+    roll: dict[str, Any] = {}
+    thread = in_background(lambda: roll.update(
+        run(lab, "eventplatform.eventbus.kafka_rolling_restart", "-l", "eqiad")))  # fmt: skip
+    wait_for(lambda: started_since(mark), 180, "the Kafka roll's START")
+    seen = run(lab, "eventplatform.eventbus.reboot", "-l", "kafka1002.eqiad.wmnet")
+    thread.join(900)
+    seen["roll_rc"] = roll.get("rc")
+    return seen
+
+
+def resume_after_operator_depool(lab: Lab) -> dict[str, Any]:
+    """The controller's rolling restart of eqiad SIGKILLed once kafka1002 is depooled; an
+    operator then depools kafka1002 with confctl (the same state, another write); the run is
+    resumed."""
+    second = "kafka1002.eqiad.wmnet"
+    argv = playbooks.playbook_argv(
+        lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad", reason="fault matrix"
+    )
+    cut = subprocess.Popen(argv, cwd=REPO, env=playbooks.ansible_env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)  # fmt: skip
+    try:
+        wait_for(lambda: pool_state(lab, second).startswith(("DRAIN", "MAINT")), 600,
+                 f"{second} depooled by the first run")  # fmt: skip
+        time.sleep(8)  # past the run's record of what its depool wrote (the idle step runs)
+    finally:
+        os.killpg(cut.pid, signal.SIGKILL)
+        cut.wait(30)
+    remote.confctl(lab, "eqiad", "select", f"name={second}", "set/pooled=no")
+    seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad",
+               "-e", "runbook_resume=true")  # fmt: skip
+    seen["second_after"] = remote.confctl_get(lab, second)["pooled"]
+    repool(lab, second)
+    return seen
+
+
 def says(*parts: str) -> Callable[[dict[str, Any]], bool]:
     def judge(seen: dict[str, Any]) -> bool:
         message = playbooks.failure_message(seen["stdout"])
@@ -336,6 +395,35 @@ SCENARIOS = [
             and "resuming" in s["start_line"]
             and s["first_skipped"]
             and s["second_after"] == "UP"
+        ),
+    ),
+    Scenario(
+        "an unreachable pool manager",
+        "port 22 of codfw's load balancer (its pool manager) dropped once kafka2001 is depooled",
+        "the repool fails, naming the pool manager; the message says the member's state "
+        "cannot be read, never that it was repooled; no END PASS",
+        pool_manager_unreachable,
+        lambda s: (
+            says("kafka2001.codfw.wmnet", "pool manager", "unreachable")(s)
+            and "was repooled" not in playbooks.failure_message(s["stdout"])
+        ),
+    ),
+    Scenario(
+        "a reboot started while a Kafka roll runs",
+        "a reboot of kafka1002 started once eqiad's Kafka roll has taken its lock",
+        "the reboot refused in pre-flight: the cluster's lock is the roll's; the roll ends",
+        reboot_during_kafka_roll,
+        lambda s: says("held by", "running kafka rolling restart")(s) and s["roll_rc"] == 0,
+    ),
+    Scenario(
+        "a resume after an operator depooled the host in between",
+        "the rolling restart of eqiad SIGKILLed once kafka1002 is depooled, kafka1002 depooled "
+        "again with confctl, then the run resumed with runbook_resume=true",
+        "the resumed run takes the depool for the operator's: it refuses kafka1002, which "
+        "stays depooled",
+        resume_after_operator_depool,
+        lambda s: (
+            says("kafka1002.eqiad.wmnet", "written again since")(s) and s["second_after"] == "no"
         ),
     ),
     Scenario(
