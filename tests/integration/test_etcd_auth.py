@@ -103,8 +103,9 @@ def test_etcd_auth_is_idempotent_and_corrects_drift(secured: EtcdServer) -> None
 def test_pool_member_as_its_user_and_refused_without(secured: EtcdServer) -> None:
     login = {"etcd_username": OPS, "etcd_password": OPS_PASSWORD}
     name = {"name": "kafka1001.eqiad.wmnet"}
+    # (a pool of one: emptying it takes an explicit min_pooled=0, as the threshold keeps one)
     depooled = run_module("pool_member", {**pool_args(secured, **login), **name,
-                                          "state": "depooled"})  # fmt: skip
+                                          "state": "depooled", "min_pooled": 0})  # fmt: skip
     assert not depooled.get("failed"), depooled.get("msg")
     assert depooled["changed"] is True
     info = run_module("pool_member_info", {**pool_args(secured, **login), **name})
