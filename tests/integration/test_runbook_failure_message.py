@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness.collection import REPO_ROOT, ansible_env
+from tests.harness.collection import REPO_ROOT, ansible_env, run_playbook
 
 BIN = Path(sys.executable).parent
 
@@ -59,3 +59,37 @@ def test_each_host_keeps_its_own_failure_or_says_another_host_failed(tmp_path: P
     assert shown["a"].startswith("broker 1002 is not safe to stop: replica replica")
     assert len(shown["a"]) <= 600
     assert shown["b"] == "stopped with the run: another host failed first (its error is above)"
+
+
+LOOP_PLAYBOOK = """
+- name: A loop with one failing item
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Fail on the second item only
+      block:
+        - name: Take two locks
+          ansible.builtin.fail:
+            msg: "refusing to start: the run lock {{ item }} is held by bob"
+          when: item == 'kafka/eqiad'
+          loop: [pool/eqiad, kafka/eqiad]
+      rescue:
+        - name: Keep what failed
+          ansible.builtin.include_role:
+            name: eventplatform.eventbus.runbook
+            tasks_from: keep_failure
+        - name: Write it down
+          ansible.builtin.copy:
+            content: "{{ runbook_failure }}"
+            dest: "{{ playbook_dir }}/{{ inventory_hostname }}.failure"
+            mode: "0644"
+"""
+
+
+def test_a_loops_failure_keeps_its_failed_items_message(tmp_path: Path) -> None:
+    """A loop's own message is "One or more items failed": the run says which and why (the
+    lock of the Kafka cluster refused while the pool's was taken, in the fault matrix)."""
+    proc = run_playbook(tmp_path, LOOP_PLAYBOOK, "a ansible_connection=local\n")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    kept = (tmp_path / "a.failure").read_text()
+    assert kept == "refusing to start: the run lock kafka/eqiad is held by bob"
