@@ -1,5 +1,5 @@
-"""kafka_topic_describe and kafka_leader_election against a real 3-broker KRaft cluster,
-run ad hoc through ``ansible localhost -m eventplatform.eventbus.<module>``."""
+"""kafka_topic_describe and kafka_leader_election against a real 3-broker KRaft cluster (each
+module's file run as AnsiballZ runs it; test_modules_ad_hoc.py runs them through ``ansible``)."""
 
 from __future__ import annotations
 
