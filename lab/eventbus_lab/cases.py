@@ -11,6 +11,8 @@ codfw lane side by side, then the cases that use both datacenters):
                    restart there (left depooled, the others untouched); repooled by hand after
   under_replicated an under-replicated partition makes the reboot refuse before anything
   replay           replay puts a produce failure into Kafka, and reports an invalid one
+  kafka_downgrade  after the proof finalized Kafka 4.2.2, a converge with the old release is
+                   refused before the node's link or its running Kafka change
   check_mode       the rolling restart in check mode changes nothing
   operator_depool  a host an operator depooled is refused, or with runbook_skip_depooled left
                    alone (and not repooled)
@@ -78,7 +80,16 @@ def after_proof(lab: Lab) -> dict[str, Any]:
             "haproxy": remote.haproxy_status(lab, lab.loadbalancer(dc))[name],
             "boots": len(remote.sh(lab, name, "journalctl --list-boots --no-pager").splitlines()),
         }
-    return {"hosts": hosts, "certificates": certificates(lab)}
+    kafka = {
+        name: {"release": remote.running_kafka_release(lab, name),
+               "current": remote.sh(lab, name, "readlink /opt/kafka/current").strip()}
+        for name in [*lab.eventbus, *lab.loadbalancers]
+    }  # fmt: skip
+    metadata = {
+        dc: remote.finalized_metadata_version(lab, lab.brokers(dc)[0]) for dc in lab.datacenters
+    }
+    return {"hosts": hosts, "certificates": certificates(lab), "kafka": kafka,
+            "metadata_version": metadata}  # fmt: skip
 
 
 # On a Kafka node: the serial of the certificate it serves on its TLS port (broker: the
@@ -172,6 +183,23 @@ def replay(lab: Lab) -> dict[str, Any]:
     append_event_error(lab, name, invalid, "validation")
     seen["again"] = run(lab, "eventplatform.eventbus.replay_failed_events", "-l", name)
     seen["logs_again"] = remote.sh(lab, name, "ls /srv/log/eventbus")
+    return seen
+
+
+def kafka_downgrade(lab: Lab) -> dict[str, Any]:
+    """After the proof's upgrade was finalized, a converge with the old kafka_version (the
+    role's default, as an inventory not yet updated would have it) is refused before the
+    node's current link or its running Kafka change."""
+    name = "kafka2001.codfw.wmnet"
+    seen: dict[str, Any] = {
+        "current_before": remote.sh(lab, name, "readlink /opt/kafka/current").strip(),
+        "started_before": remote.units_started_at(lab, name, ("kafka",)),
+    }
+    seen["run"] = run(lab, "eventplatform.eventbus.site", "--tags", "kafka_install", "-l", name)
+    seen["message"] = playbooks.failure_message(seen["run"]["stdout"])
+    seen["current_after"] = remote.sh(lab, name, "readlink /opt/kafka/current").strip()
+    seen["started_after"] = remote.units_started_at(lab, name, ("kafka",))
+    seen["release_after"] = remote.running_kafka_release(lab, name)
     return seen
 
 
@@ -327,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             [("broken_service", lambda: broken_service(lab)),  # eqiad
              ("install_fails", lambda: install_fails(lab))],
             [("under_replicated", lambda: under_replicated(lab)),  # codfw
-             ("replay", lambda: replay(lab))],
+             ("replay", lambda: replay(lab)),
+             ("kafka_downgrade", lambda: kafka_downgrade(lab))],
         ],
         [[("check_mode", lambda: check_mode(lab)),  # both datacenters
           ("operator_depool", lambda: operator_depool(lab)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -143,6 +144,27 @@ def units_started_at(lab: Lab, name: str, units: tuple[str, ...] = ("kafka", "ev
     command = "systemctl show --property ActiveEnterTimestampMonotonic --value " + " ".join(units)
     values = sh(lab, name, command).split()
     return dict(zip(units, values, strict=True))
+
+
+# The Kafka release a node's JVM runs: the kafka_2.13 jar it holds open (the current link may
+# already point at another release, which a restart would start).
+RUNNING_KAFKA = (
+    "pid=$(systemctl show --property=MainPID --value kafka); "
+    'for fd in /proc/"$pid"/fd/*; do readlink "$fd" || true; done '
+    "| sed -n 's:.*/kafka_2[.]13-\\([0-9.]*\\)[.]jar$:\\1:p' | head -n 1"
+)
+
+
+def running_kafka_release(lab: Lab, name: str) -> str:
+    return sh(lab, name, RUNNING_KAFKA).strip()
+
+
+def finalized_metadata_version(lab: Lab, name: str) -> str:
+    """The cluster's finalized metadata.version as kafka-features names it (4.2-IV1), asked
+    from node ``name`` with the runbook's ``kafka`` command."""
+    described = sh(lab, name, "kafka features describe")
+    found = re.search(r"Feature: metadata\.version.*FinalizedVersionLevel: (\S+)", described)
+    return found.group(1) if found else ""
 
 
 def boot_id(lab: Lab, name: str) -> str:

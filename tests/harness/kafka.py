@@ -35,9 +35,11 @@ DEFAULT_JVM_OPTS = (
 )
 
 
-def resolve_bundle() -> Path:
-    """Resolve (or reuse) the pinned, checksum-verified jar bundle; return its folder."""
-    out = subprocess.run(["bash", str(RESOLVE_SCRIPT)], check=True, capture_output=True, text=True)
+def resolve_bundle(version: str | None = None) -> Path:
+    """Resolve (or reuse) the pinned, checksum-verified jar bundle of ``version`` (the pom's
+    by default; any with recorded checksums); return its folder."""
+    argv = ["bash", str(RESOLVE_SCRIPT), *(["--version", version] if version else [])]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True)
     return Path(out.stdout.strip().splitlines()[-1])
 
 
@@ -56,6 +58,8 @@ class KafkaNode:
     sasl_port: int | None = None
     internal_port: int | None = None
     process: ServerProcess | None = None
+    # the release this node runs, when it is not the cluster's (a rolling upgrade)
+    bundle: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -263,14 +267,15 @@ class KafkaCluster:
             ),
         }
 
-    def _java(self, main_class: str, *args: str) -> list[str]:
-        log_config = self.bundle / "config" / "log4j2.properties"
+    def _java(self, main_class: str, *args: str, bundle: Path | None = None) -> list[str]:
+        bundle = bundle or self.bundle
+        log_config = bundle / "config" / "log4j2.properties"
         return [
             "java",
             *self.jvm_opts,
             f"-Dlog4j2.configurationFile={log_config}",
             "-cp",
-            str(self.bundle / "libs" / "*"),
+            str(bundle / "libs" / "*"),
             main_class,
             *args,
         ]
@@ -306,7 +311,7 @@ class KafkaCluster:
         if node.running:
             return
         node.process = ServerProcess(
-            self._java("kafka.Kafka", str(node.config_path)),
+            self._java("kafka.Kafka", str(node.config_path), bundle=node.bundle),
             node.data_dir / "server.log",
         )
         node.process.start()
@@ -318,6 +323,13 @@ class KafkaCluster:
         node = self.nodes[node_id]
         if node.process is not None:
             node.process.stop(timeout=timeout)
+
+    def upgrade_node(self, node_id: int, bundle: Path, timeout: float = 90.0) -> None:
+        """A rolling upgrade's step: stop the node (controlled shutdown), start it on another
+        release's jars, and wait until the cluster serves with every node again."""
+        self.stop_node(node_id)
+        self.nodes[node_id].bundle = bundle
+        self.start_node(node_id, wait=True, timeout=timeout)
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL one node: no controlled shutdown, its leaderships fail over."""

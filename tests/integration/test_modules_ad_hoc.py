@@ -63,6 +63,10 @@ CALLS: dict[str, Callable[[EtcdServer], tuple[dict[str, Any], bool]]] = {
         {"bootstrap_servers": nowhere(), "request_timeout": 2, "topics": ["eqiad.test"]},
         False,
     ),
+    "kafka_metadata_version": lambda etcd: (
+        {"bootstrap_servers": nowhere(), "request_timeout": 2, "highest": True},
+        True,
+    ),
     "kafka_user": lambda etcd: (
         {
             "bootstrap_servers": nowhere(),

@@ -2,15 +2,17 @@
 
 build/lab/proof.json: a converge of the running lab (a Kafka setting and the service's
 configuration changed: it restarts nothing), the rolling restart, the reboot (kafka1001 and
-kafka2002), the deploy (a new version), a converge renewing the certificates and the Kafka
-roll ran while clients posted events to both service addresses: every playbook exited 0, no
-request failed, every acknowledged event is in Kafka once.
+kafka2002), the deploy (a new version), a converge installing Kafka 4.2.2 and renewing the
+certificates, the Kafka roll and the upgrade's finalize ran while clients posted events to
+both service addresses: every playbook exited 0, no request failed, every acknowledged event
+is in Kafka once.
 
 build/lab/cases.json (scripts/lab_cases.py): the lab after the proof (every host pooled and on
 the new version, the rebooted hosts booted again), then the failure and operator cases: a
 host whose service is broken after its restart stops the rolling restart there; an
 under-replicated partition makes the reboot refuse before it touches anything; replay puts a
-produce failure into Kafka and reports an invalid one; check mode changes nothing; an
+produce failure into Kafka and reports an invalid one; a converge back to the old Kafka
+release after the finalize is refused; check mode changes nothing; an
 operator's depool is refused or left alone; a rollback switches every host back; a broken
 release is caught by its canary and rolled back; a deploy whose release cannot be installed,
 or a rollback with nothing to go back to, stops and leaves no run lock behind.
@@ -22,7 +24,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MODEL, PROJECT, Lab  # extensions/molecule/conftest.py
+from conftest import MODEL, PROJECT, Lab, datacenter  # extensions/molecule/conftest.py
 
 REPORT = PROJECT / "build" / "lab" / "proof.json"
 CASES = PROJECT / "build" / "lab" / "cases.json"
@@ -73,8 +75,9 @@ def test_the_playbooks_ran_and_exited_0(proof: dict) -> None:
         ("eventplatform.eventbus.rolling_restart", 0),
         ("eventplatform.eventbus.reboot", 0),
         ("eventplatform.eventbus.deploy", 0),
-        ("eventplatform.eventbus.site", 0),  # the certificates renewed (--tags kafka_tls)
+        ("eventplatform.eventbus.site", 0),  # Kafka 4.2.2 installed, certificates renewed
         ("eventplatform.eventbus.kafka_rolling_restart", 0),
+        ("eventplatform.eventbus.kafka_finalize_upgrade", 0),
     ], [run.get("failure") for run in proof["playbooks"]]  # the failed one's message
     rolling = proof["playbooks"][1]
     assert sorted(rolling["hosts"]) == MODEL.eventbus
@@ -134,6 +137,47 @@ def test_the_kafka_roll_brought_every_node_up_on_its_renewed_certificate(
         # openssl writes notBefore to the second: a second of slack
         assert renewal["started_at"] - 1 <= cert["not_before"] <= renewal["ended_at"], node
         assert cert["not_before"] < roll["started_at"], node
+
+
+def test_the_kafka_upgrade_rolled_every_node_and_was_finalized_last(
+    proof: dict, cases: dict
+) -> None:
+    """The converge installed 4.2.2 beside 4.1.1 and restarted nothing; the Kafka roll brought
+    every node up on it; the finalize then raised metadata.version from 4.1's level to 4.2's,
+    once per cluster. Every node runs 4.2.2 now (its JVM's jar), and both clusters report
+    4.2-IV1 finalized."""
+    upgrade, roll, finalize = (proof["playbooks"][i] for i in (4, 5, 6))
+    nodes = sorted([*MODEL.eventbus, *MODEL.group("conf")])
+    assert upgrade["restarted"] == []
+    assert {r.split("/")[0] for r in roll["restarted"] if r.endswith("/kafka")} == set(nodes)
+    assert finalize["restarted"] == []
+    after = case(cases, "after_proof")
+    assert after["kafka"] == {
+        node: {"release": "4.2.2", "current": "/opt/kafka/4.2.2"} for node in nodes
+    }
+    assert after["metadata_version"] == {"eqiad": "4.2-IV1", "codfw": "4.2-IV1"}
+    finalized = {
+        host: steps[-1]["step"]
+        for host, steps in finalize["hosts"].items()
+        if steps and steps[-1]["step"].startswith("metadata.version")
+    }
+    assert sorted(finalized.values()) == ["metadata.version 27 -> 29 finalized"] * 2, finalize[
+        "hosts"
+    ]
+    assert {datacenter(host) for host in finalized} == {"eqiad", "codfw"}
+    assert finalize["ended_at"] > roll["ended_at"]
+
+
+def test_a_converge_back_to_the_old_kafka_was_refused(cases: dict) -> None:
+    seen = case(cases, "kafka_downgrade")
+    assert seen["run"]["rc"] != 0
+    assert "finalized at 4.2-IV1; Kafka 4.1.1 supports up to 4.1-IV1" in seen["message"], seen[
+        "message"
+    ]
+    assert "keep kafka_version at 4.2.2 or newer" in seen["message"]
+    assert seen["current_before"] == seen["current_after"] == "/opt/kafka/4.2.2"
+    assert seen["started_after"] == seen["started_before"]
+    assert seen["release_after"] == "4.2.2"
 
 
 def test_no_request_failed_and_every_acknowledged_event_is_in_kafka(proof: dict, dc: str) -> None:
