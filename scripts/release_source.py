@@ -3,11 +3,13 @@ pyproject.toml and eventbus/__init__.py becomes ``<current>.post<N>``. Prints th
 For trying a deploy on the lab: playbooks/deploy.yml -e eventbus_version=V -e
 eventbus_source_dir=DEST.
 
-    release_source.py DEST [--post N] [--broken]
+    release_source.py DEST [--post N] [--broken | --fails-test-event]
 
 --broken makes a release that refuses the clients' valid events (those of scripts/loadgen.py)
 while it still passes the deploy gate (its test event): what a deploy's canary check must
-catch and roll back.
+catch and roll back. --fails-test-event makes one that refuses every other event, the deploy
+gate's test event included: the deploy must stop at the host's health step and never repool
+it on that release.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ BROKEN = """\
                 if isinstance(event, dict) and str(event.get("test", "")).startswith("loadgen"):
                     raise InvalidEventError("this release refuses valid events (broken on purpose)")
 """
+FAILS_TEST_EVENT = """\
+                if not str(isinstance(event, dict) and event.get("test", "")).startswith("loadgen"):
+                    raise InvalidEventError("refuses the test event (broken on purpose)")
+"""
 VERSION = re.compile(r'^(version = |__version__ = )"([^"]+)"$', re.M)
 
 
@@ -31,7 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("dest", type=Path)
     parser.add_argument("--post", type=int, default=1)
-    parser.add_argument("--broken", action="store_true", help="refuse the clients' valid events")
+    broken = parser.add_mutually_exclusive_group()
+    broken.add_argument("--broken", action="store_true", help="refuse the clients' valid events")
+    broken.add_argument(
+        "--fails-test-event", action="store_true", help="refuse every event but the clients'"
+    )
     args = parser.parse_args(argv)
     files = subprocess.run(
         ["git", "ls-files"], cwd=SOURCE, capture_output=True, text=True, check=True
@@ -45,12 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("pyproject.toml", "src/eventbus/__init__.py"):
         path = args.dest / name
         path.write_text(VERSION.sub(lambda m: f'{m.group(1)}"{new}"', path.read_text()))
-    if args.broken:
+    if args.broken or args.fails_test_event:
         validation = args.dest / "src" / "eventbus" / "validation.py"
         text = validation.read_text()
         marker = "        for index, event, raw in items:\n            try:\n"
         assert marker in text, "validation.py changed: update release_source.py --broken"
-        validation.write_text(text.replace(marker, marker + BROKEN, 1))
+        check = BROKEN if args.broken else FAILS_TEST_EVENT
+        validation.write_text(text.replace(marker, marker + check, 1))
     print(new)
 
 

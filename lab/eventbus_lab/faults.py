@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -152,26 +153,29 @@ def network_down_mid_run(lab: Lab) -> dict[str, Any]:
 
 
 def remote_link(namespace: str, up: bool) -> None:
-    import subprocess
-
     subprocess.run(["ip", "-n", namespace, "link", "set", "eth0", "up" if up else "down"],
                    check=True)  # fmt: skip
 
 
-def ssh_unreachable_after_depool(lab: Lab) -> dict[str, Any]:
-    host = "kafka2002.codfw.wmnet"
-    namespace = lab.host(host).netns
-    import subprocess
-
-    block = ["ip", "netns", "exec", namespace, "nft"]
+@contextlib.contextmanager
+def ssh_dropped_once_depooled(lab: Lab, host: str, target: str) -> Iterator[None]:
+    """Port 22 of ``target`` dropped (nftables in its namespace) once ``host`` is depooled,
+    for the duration of the block; the rule removed after it."""
+    block = ["ip", "netns", "exec", lab.host(target).netns, "nft"]
     cutter = cut_when_depooled(lab, host, lambda: subprocess.run(
         [*block, "-f", "-"], input="table inet faultssh { chain in { type filter hook input "
         "priority 0; tcp dport 22 drop; }; }\n", text=True, check=True))  # fmt: skip
     try:
-        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
+        yield
     finally:
         cutter.join(130)
         subprocess.run([*block, "delete", "table", "inet", "faultssh"], check=False)
+
+
+def ssh_unreachable_after_depool(lab: Lab) -> dict[str, Any]:
+    host = "kafka2002.codfw.wmnet"
+    with ssh_dropped_once_depooled(lab, host, host):
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
     seen["pool_after"] = pool_state(lab, host)
     if seen["pool_after"] != "UP":
         repool(lab, host)
@@ -266,18 +270,55 @@ def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
 def pool_manager_unreachable(lab: Lab) -> dict[str, Any]:
     """codfw's pool is HAProxy's own, managed over SSH on its load balancer: port 22 of the
     load balancer dropped once kafka2001 is depooled, so its repool cannot be written."""
-    host, lb = "kafka2001.codfw.wmnet", lab.loadbalancer("codfw")
-    block = ["ip", "netns", "exec", lab.host(lb).netns, "nft"]
-    cutter = cut_when_depooled(lab, host, lambda: subprocess.run(
-        [*block, "-f", "-"], input="table inet faultssh { chain in { type filter hook input "
-        "priority 0; tcp dport 22 drop; }; }\n", text=True, check=True))  # fmt: skip
+    host = "kafka2001.codfw.wmnet"
+    with ssh_dropped_once_depooled(lab, host, lab.loadbalancer("codfw")):
+        seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
+    seen["pool_after"] = pool_state(lab, host)
+    if seen["pool_after"] != "UP":
+        repool(lab, host)
+    return seen
+
+
+def other_member_fails_while_out(lab: Lab) -> dict[str, Any]:
+    """codfw's pool of two: the service of kafka2002 stopped once kafka2001 is depooled for
+    its rolling restart, which leaves the pool nobody to serve."""
+    host, other = "kafka2001.codfw.wmnet", "kafka2002.codfw.wmnet"
+    stopper = cut_when_depooled(lab, host, lambda: remote.sh(lab, other, "systemctl stop eventbus"))
     try:
         seen = run(lab, "eventplatform.eventbus.rolling_restart", "-l", host)
     finally:
-        cutter.join(130)
-        subprocess.run([*block, "delete", "table", "inet", "faultssh"], check=False)
+        stopper.join(130)
+        remote.sh(lab, other, "systemctl start eventbus")
     seen["pool_after"] = pool_state(lab, host)
+    wait_for(lambda: pool_state(lab, other) == "UP", 120, f"{other} serving again")
     if seen["pool_after"] != "UP":
+        repool(lab, host)
+    return seen
+
+
+def release_fails_test_event(lab: Lab) -> dict[str, Any]:
+    """A deploy to kafka2002 of a release that refuses the deploy gate's test event."""
+    host = "kafka2002.codfw.wmnet"
+    source = REPO / "build" / "lab" / "eventbus-fails-test-event"
+    version = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "release_source.py"), str(source), "--post", "8",
+         "--fails-test-event"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    links = "readlink /srv/deployment/eventbus/current"
+    seen: dict[str, Any] = {
+        "version": version,
+        "current_before": remote.sh(lab, host, links).strip(),
+    }
+    release = ["-e", f"eventbus_version={version}", "-e", f"eventbus_source_dir={source}"]
+    seen.update(run(lab, "eventplatform.eventbus.deploy", "-l", host, *release))
+    seen["pool_after"] = pool_state(lab, host)
+    seen["current_after"] = remote.sh(lab, host, links).strip()
+    if seen["current_after"] != seen["current_before"]:  # put the lab back by hand
+        back = shlex.quote(seen["current_before"])
+        remote.sh(lab, host, f"ln -sfn {back} /srv/deployment/eventbus/current")
+        remote.sh(lab, host, "systemctl restart eventbus")
+    if pool_state(lab, host) != "UP":
         repool(lab, host)
     return seen
 
@@ -406,6 +447,30 @@ SCENARIOS = [
         lambda s: (
             says("kafka2001.codfw.wmnet", "pool manager", "unreachable")(s)
             and "was repooled" not in playbooks.failure_message(s["stdout"])
+        ),
+    ),
+    Scenario(
+        "the pool's other member fails while a host is out",
+        "kafka2002's service stopped once kafka2001 is depooled for its rolling restart "
+        "(codfw's pool of two would serve nobody)",
+        "the pool watcher repools kafka2001 at once (healthy); the run stops, saying the pool "
+        "fell below its threshold and naming the member that stopped serving",
+        other_member_fails_while_out,
+        lambda s: (
+            says("fell below its threshold", "kafka2002.codfw.wmnet", "repooled kafka2001")(s)
+            and s["pool_after"] == "UP"
+        ),
+    ),
+    Scenario(
+        "a deploy whose release fails its test event",
+        "a deploy of kafka2002 to a release that refuses the deploy gate's test event",
+        "the run stops at the host's health step and never repools it on that release: the "
+        "rescue switches it back to its previous release, and repools it once that passes",
+        release_fails_test_event,
+        lambda s: (
+            says("kafka2002.codfw.wmnet", "'health'", "switched it back")(s)
+            and s["current_after"] == s["current_before"]
+            and s["pool_after"] == "UP"
         ),
     ),
     Scenario(
