@@ -2,9 +2,9 @@
 
 build/lab/proof.json: a converge of the running lab (a Kafka setting and the service's
 configuration changed: it restarts nothing), the rolling restart, the reboot (kafka1001 and
-kafka2002), the deploy (a new version), a converge installing Kafka 4.2.2 and renewing the
-certificates, the Kafka roll and the upgrade's finalize ran while clients posted events to
-both service addresses: every playbook exited 0, no request failed, every acknowledged event
+kafka2002), the deploy (a new version), the Kafka roll and the upgrade's finalize ran while
+clients posted events to both service addresses (the converge also installed Kafka 4.2.2 and
+renewed the certificates): every playbook exited 0, no request failed, every acknowledged event
 is in Kafka once.
 
 build/lab/cases.json (scripts/lab_cases.py): the lab after the proof (every host pooled and on
@@ -71,11 +71,12 @@ def case(cases: dict[str, Any], name: str) -> dict[str, Any]:
 def test_the_playbooks_ran_and_exited_0(proof: dict) -> None:
     runs = [(run["playbook"].split()[0], run["exit"]) for run in proof["playbooks"]]
     assert runs == [
-        ("eventplatform.eventbus.site", 0),  # a Kafka setting and the service's config changed
+        # a Kafka setting and the service's config changed, Kafka 4.2.2 installed, the
+        # certificates renewed
+        ("eventplatform.eventbus.site", 0),
         ("eventplatform.eventbus.rolling_restart", 0),
         ("eventplatform.eventbus.reboot", 0),
         ("eventplatform.eventbus.deploy", 0),
-        ("eventplatform.eventbus.site", 0),  # Kafka 4.2.2 installed, certificates renewed
         ("eventplatform.eventbus.kafka_rolling_restart", 0),
         ("eventplatform.eventbus.kafka_finalize_upgrade", 0),
     ], [run.get("failure") for run in proof["playbooks"]]  # the failed one's message
@@ -94,7 +95,7 @@ def test_the_playbooks_ran_and_exited_0(proof: dict) -> None:
         assert "canary" in steps[steps.index("traffic") :], (canary, steps)  # after it is back
     # the Kafka roll: every node of both clusters, controller-only nodes first, the active
     # controller last (the order is the report's)
-    roll = proof["playbooks"][5]["hosts"]
+    roll = proof["playbooks"][4]["hosts"]
     assert sorted(roll) == sorted([*MODEL.eventbus, *MODEL.group("conf")])
     for node, steps in roll.items():
         assert [s["step"] for s in steps] == [
@@ -108,7 +109,7 @@ def test_a_converge_of_the_running_lab_restarted_nothing(proof: dict, lab: Lab) 
     every host and restarted nothing (every node and service kept running, none of the pool
     left); the rolling restart then restarted each service and the Kafka roll each node, one
     at a time, on what the converge wrote."""
-    converge, rolling, roll = (proof["playbooks"][i] for i in (0, 1, 5))
+    converge, rolling, roll = (proof["playbooks"][i] for i in (0, 1, 4))
     assert converge["restarted"] == []
     nodes = sorted([*MODEL.eventbus, *MODEL.group("conf")])
     assert {r.split("/")[0] for r in rolling["restarted"] if r.endswith("/eventbus")} == set(
@@ -129,7 +130,7 @@ def test_the_kafka_roll_brought_every_node_up_on_its_renewed_certificate(
     """The converge under load renewed every node's certificate without restarting it; the
     Kafka roll then restarted each one on it: what each node serves is the certificate on its
     disk, and that one was signed during the converge."""
-    renewal, roll = proof["playbooks"][4], proof["playbooks"][5]
+    renewal, roll = proof["playbooks"][0], proof["playbooks"][4]
     seen = case(cases, "after_proof")["certificates"]
     assert sorted(seen) == sorted([*MODEL.eventbus, *MODEL.group("conf")])
     for node, cert in seen.items():
@@ -142,11 +143,12 @@ def test_the_kafka_roll_brought_every_node_up_on_its_renewed_certificate(
 def test_the_kafka_upgrade_rolled_every_node_and_was_finalized_last(
     proof: dict, cases: dict
 ) -> None:
-    """The converge installed 4.2.2 beside 4.1.1 and restarted nothing; the Kafka roll brought
+    """The converge installed 4.2.2 beside 4.1.1 and restarted nothing (the reboot brought two
+    nodes up on it, the clusters ran both releases until the roll); the Kafka roll brought
     every node up on it; the finalize then raised metadata.version from 4.1's level to 4.2's,
     once per cluster. Every node runs 4.2.2 now (its JVM's jar), and both clusters report
     4.2-IV1 finalized."""
-    upgrade, roll, finalize = (proof["playbooks"][i] for i in (4, 5, 6))
+    upgrade, roll, finalize = (proof["playbooks"][i] for i in (0, 4, 5))
     nodes = sorted([*MODEL.eventbus, *MODEL.group("conf")])
     assert upgrade["restarted"] == []
     assert {r.split("/")[0] for r in roll["restarted"] if r.endswith("/kafka")} == set(nodes)
