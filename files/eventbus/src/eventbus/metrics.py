@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict
 
 from eventbus import __version__
 
@@ -115,11 +117,33 @@ class WorkerProcesses:
         yield fds
 
 
+class WorkerFiles(multiprocess.MultiProcessCollector):
+    """prometheus_client's multi-process collector, reading only the files that read whole.
+
+    A worker creates its file on its first metric write: open (empty), then sized. A scrape
+    between the two, a file removed meanwhile (a worker marked dead), or a worker killed
+    between them (an empty file left for good) made every ``/metrics`` a 500 - for good in
+    the last case, until the service restarted. Such a file is left out of the scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        files = []
+        for path in sorted(Path(self._path).glob("*.db")):
+            try:
+                list(MmapedDict.read_all_values_from_file(str(path)))
+            except (OSError, struct.error, ValueError, UnicodeDecodeError):
+                continue  # empty, half-made or gone
+            files.append(str(path))
+        try:
+            return self.merge(files, accumulate=True)
+        except (OSError, struct.error, ValueError):  # removed between the check and the merge
+            return self.merge([f for f in files if os.path.exists(f)], accumulate=True)
+
+
 def render() -> tuple[bytes, str]:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        WorkerFiles(registry, path=directory)
         registry.register(WorkerProcesses(directory))  # type: ignore[arg-type]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
