@@ -30,7 +30,7 @@ def worker_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_worker_file_is_read(worker_files: Path) -> None:
-    body, _ = metrics.render()
+    body, _content_type = metrics.render()
     assert b"demo_events_total" in body
     assert b'outcome="accepted"} 3.0' in body
 
@@ -38,5 +38,5 @@ def test_a_worker_file_is_read(worker_files: Path) -> None:
 @pytest.mark.parametrize("content", [b"", b"\x01\x00", b"\xff" * 16])
 def test_an_empty_or_broken_file_is_left_out(worker_files: Path, content: bytes) -> None:
     (worker_files / "counter_99999.db").write_bytes(content)
-    body, _ = metrics.render()
+    body, _content_type = metrics.render()
     assert b'outcome="accepted"} 3.0' in body  # the other worker's still counted
