@@ -60,14 +60,18 @@ def health() -> Iterator[dict[str, Health]]:
         endpoint.close()
 
 
-@pytest.fixture
-def pool(etcd: EtcdServer) -> EtcdServer:
+def pool_with_one_out(etcd: EtcdServer) -> EtcdServer:
     """Three members, OUT depooled for its maintenance: 2 of 3 must serve (threshold 0.5)."""
     etcd.delete_tree("/conftool")
     etcd.put(f"{POOL}/{OUT}", json.dumps({"pooled": "no", "weight": 10}))
     for name in (PEER, OTHER):
         etcd.put(f"{POOL}/{name}", json.dumps({"pooled": "yes", "weight": 10}))
     return etcd
+
+
+@pytest.fixture
+def pool(etcd: EtcdServer) -> EtcdServer:
+    return pool_with_one_out(etcd)
 
 
 def watch(etcd: EtcdServer, health: dict[str, Health], **args: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness.collection import run_playbook
 from tests.harness.etcd import EtcdServer
-from tests.integration.test_pool_watch import OTHER, OUT, PEER, POOL, Health
+from tests.integration.test_pool_watch import OTHER, OUT, PEER, POOL, Health, pool_with_one_out
 
 PLAYBOOK = """
 - name: The cycle's step runner after a depool, the pool watched
@@ -66,11 +66,7 @@ STEPS = {
 
 @pytest.fixture
 def pool(etcd: EtcdServer) -> EtcdServer:
-    etcd.delete_tree("/conftool")
-    etcd.put(f"{POOL}/{OUT}", json.dumps({"pooled": "no", "weight": 10}))
-    for name in (PEER, OTHER):
-        etcd.put(f"{POOL}/{name}", json.dumps({"pooled": "yes", "weight": 10}))
-    return etcd
+    return pool_with_one_out(etcd)
 
 
 def stop_file(run_id: str) -> Path:
