@@ -238,9 +238,23 @@ def own_service(tmp: Path, bootstrap: str, **overrides: Any) -> Iterator[Service
 def two_workers(
     kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
 ) -> Iterator[Service]:
-    """A service of its own with two worker processes (its own port and config)."""
+    """A service of its own with two worker processes (its own port and config), both
+    listening: the service answers once its first worker does, the second may still start."""
     with own_service(tmp_path, kafka_cluster.bootstrap_servers, num_processes=2) as service:
+        port = int(service.url.rsplit(":", 1)[1])
+        wait_until(lambda: listening_sockets(port) == 2, 30, "both workers to listen")
         yield service
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on ``port`` (one per worker: SO_REUSEPORT)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
 
 
 def run_replay(
