@@ -8,19 +8,21 @@ class ModuleDocFragment:
 attributes:
   check_mode:
     support: full
-    description: The module only reads, so check mode runs it as usual.
+    description: Can run in check mode; the module only reads, so it runs as usual.
   diff_mode:
     support: none
-    description: Nothing changes, so there is no diff.
+    description: Returns what changed, before and after, when run with C(--diff).
+    details: Nothing changes, so there is no diff.
 """
 
-    # Attributes of modules that change state.
+    # Attributes of modules that change state. Diff support is each module's own: one that
+    # returns a diff sets O(diff_mode) to full (tests/unit/test_module_attributes.py checks).
     CHANGES_STATE = r"""
 attributes:
   check_mode:
     support: full
-    description: In check mode the module reports what it would change, and changes nothing.
+    description: Can run in check mode; it reports what it would change, and changes nothing.
   diff_mode:
-    support: full
-    description: With C(--diff) the module shows the state before and after.
+    support: none
+    description: Returns what changed, before and after, when run with C(--diff).
 """

@@ -7,6 +7,7 @@ name: secret
 author:
   - eventbus-ops maintainers (@eventplatform)
 short_description: A random secret kept in a file on the controller, made once
+version_added: 0.1.0
 description:
   - Returns the secret kept on the first line of each file named, for the passwords the
     collection's roles set (Kafka's SCRAM users, etcd's users).

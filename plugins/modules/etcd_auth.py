@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: etcd_auth
 short_description: etcd's v2 authentication - root, roles, users, no anonymous access
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Keeps etcd's v2 authentication (the API conftool, the pool modules and the run lock use) as
     the task describes it - the C(root) user, each role with the key paths it may read and

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: kafka_user
 short_description: A Kafka user's SCRAM credential and the ACLs of its principal
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Keeps one Kafka user as the task describes it, as Strimzi's KafkaUser does - a SCRAM
     credential (created through the Admin API, which KRaft clusters store in their metadata)

@@ -29,6 +29,10 @@ author:
 extends_documentation_fragment:
   - eventplatform.eventbus.pool
   - eventplatform.eventbus.attributes.CHANGES_STATE
+attributes:
+  diff_mode:
+    support: full
+    details: The member's pooled state and weight before and after.
 options:
   name:
     description:
@@ -110,7 +114,7 @@ EXAMPLES = r"""
     backend: haproxy
     haproxy_socket: /run/haproxy/admin.sock
     haproxy_backend: eventbus
-    name: kafka2001
+    name: kafka2001.codfw.wmnet
     state: depooled
     wait: true
     wait_sessions: true
@@ -121,7 +125,7 @@ EXAMPLES = r"""
     backend: haproxy
     haproxy_socket: /run/haproxy/admin.sock
     haproxy_backend: eventbus
-    name: kafka2001
+    name: kafka2001.codfw.wmnet
     state: pooled
     wait: true
 """

@@ -36,6 +36,7 @@ attributes:
     details: In check mode it reads the pool once and repools nothing.
   diff_mode:
     support: none
+    details: A repool it made is returned in RV(repooled), with what it saw in RV(breach).
 options:
   name:
     description: The member out for maintenance.

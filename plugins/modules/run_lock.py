@@ -33,6 +33,10 @@ author:
   - eventbus-ops maintainers (@eventplatform)
 extends_documentation_fragment:
   - eventplatform.eventbus.attributes.CHANGES_STATE
+attributes:
+  diff_mode:
+    support: none
+    details: The lock's record as it stands after the call is returned in RV(lock).
 options:
   etcd_url:
     description:

@@ -28,6 +28,13 @@ author:
   - eventbus-ops maintainers (@eventplatform)
 extends_documentation_fragment:
   - eventplatform.eventbus.attributes.READ_ONLY
+attributes:
+  check_mode:
+    support: full
+    details:
+      - It watches the traffic in check mode too. The C(nftables) method adds a table that
+        counts SYNs and deletes it before it returns (also on failure), so nothing it adds
+        stays; the C(tcpdump) method changes nothing.
 options:
   port:
     description:
