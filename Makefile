@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help prerequisites venv lock kafka-bundle lint ruff ansible-lint sanity unit integration test build \
+.PHONY: help prerequisites venv lock kafka-bundle lint ruff ansible-lint sanity unit integration test build docs-site \
 	test-static test-pytest \
 	clean lab-up lab-down lab-status lab-restart lab-faults molecule changelog-lint constraints
 
@@ -15,6 +15,7 @@ help:
 	@echo "make venv        create $(VENV) from requirements/controller.lock"
 	@echo "make kafka-bundle resolve the pinned Kafka jars from Maven Central (cached, checksummed)"
 	@echo "make build       build the collection tarball into build/"
+	@echo "make docs-site   build the docs site (antsibull-docs, Sphinx) into build/docs/html"
 	@echo "make lab-restart the main job on the lab: up, converge, rolling restart under load, report (root)"
 	@echo "make molecule    the molecule scenarios on the lab (root)"
 	@echo "make lab-up      boot the local lab of inventories/lab (root); lab-status, lab-down"
@@ -57,6 +58,18 @@ ansible-lint: venv
 changelog-lint: venv
 	$(BIN)/antsibull-changelog lint
 
+# The docs site (antsibull-docs, Sphinx) into build/docs/html; its tools in a venv of their own
+# (Sphinx pins docutils below the controller venv's), from requirements/docs.lock.
+DOCS_BIN := build/docs-venv/bin
+$(DOCS_BIN)/sphinx-build: requirements/docs.lock
+	rm -rf build/docs-venv && $(PYTHON) -m venv build/docs-venv
+	$(DOCS_BIN)/pip install -q --upgrade pip==25.3
+	$(DOCS_BIN)/pip install -q --require-virtualenv -r requirements/docs.lock
+	touch $@
+
+docs-site: venv $(DOCS_BIN)/sphinx-build
+	$(BIN)/python scripts/docs_site.py
+
 sanity: venv
 	scripts/sanity.sh
 
@@ -90,6 +103,7 @@ test: venv kafka-bundle
 test-static: venv
 	@$(TIMED) lint -- $(MAKE) --no-print-directory ruff ansible-lint changelog-lint
 	@$(TIMED) sanity -- $(MAKE) --no-print-directory sanity
+	@$(TIMED) docs -- $(MAKE) --no-print-directory docs-site
 
 test-pytest: venv kafka-bundle
 	@$(TIMED) pytest -- $(BIN)/pytest tests $(PYTEST_PARALLEL) --junitxml=build/ci/pytest.xml

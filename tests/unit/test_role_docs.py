@@ -67,3 +67,13 @@ def test_every_entry_point_has_its_tasks_file(role: str) -> None:
     for entry, spec in specs(role).items():
         assert (ROOT / "roles" / role / "tasks" / f"{entry}.yml").is_file(), entry
         assert spec.get("short_description"), entry
+
+
+def test_every_playbook_has_its_section_in_the_docs_site() -> None:
+    page = (ROOT / "docs" / "docsite" / "rst" / "playbooks.rst").read_text()
+    sections = set(re.findall(r"^([a-z_]+)\n-+$", page, flags=re.MULTILINE))
+    playbooks = {p.stem for p in (ROOT / "playbooks").glob("[a-z]*.yml")}
+    assert sections == playbooks, sorted(sections ^ playbooks)
+    for name in playbooks - {"site", "replay_failed_events"}:  # the runbook's need a reason
+        example = page.split(f"\n{name}\n", 1)[1].split("code-block:: console", 1)[1]
+        assert f"eventplatform.eventbus.{name} -e runbook_reason=" in example.split("\n\n")[1], name
