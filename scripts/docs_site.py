@@ -34,15 +34,11 @@ ANSIBLE_LABELS = {
 
 
 def env() -> dict[str, str]:
-    collections = ROOT / ".collections"
-    link = collections / "ansible_collections" / "eventplatform" / "eventbus"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(ROOT, target_is_directory=True)
+    # .collections/ansible_collections/eventplatform/eventbus is the tracked link to this tree
     return {
         **os.environ,
         "PATH": f"{TOOLS}:{CONTROLLER}:{os.environ['PATH']}",
-        "ANSIBLE_COLLECTIONS_PATH": str(collections),
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
     }
 
 
