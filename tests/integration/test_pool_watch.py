@@ -27,10 +27,11 @@ class _HealthHandler(BaseHTTPRequestHandler):
     """200 or 503, as the server's ``health`` says."""
 
     def do_GET(self) -> None:
-        up = self.server.health.up  # type: ignore[attr-defined]
-        self.send_response(200 if up else 503)
+        health = self.server.health  # type: ignore[attr-defined]
+        self.send_response(200 if health.up else 503)
         self.send_header("Content-Length", "0")
         self.end_headers()
+        health.answered()
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -41,11 +42,26 @@ class Health:
 
     def __init__(self) -> None:
         self.up = True
+        self.hits = 0
+        self._after_first: list[Any] = []
+        self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _HealthHandler)
         self.server.daemon_threads = True
         self.server.health = self  # type: ignore[attr-defined]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
+
+    def after_first_answer(self, action: Any) -> None:
+        """Run ``action`` once this endpoint has answered the watcher once: the test's change
+        then comes after a sample the test knows was taken, however late the module starts."""
+        self._after_first.append(action)
+
+    def answered(self) -> None:
+        with self._lock:
+            self.hits += 1
+            actions, self._after_first = self._after_first, []
+        for action in actions:
+            action()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -105,7 +121,8 @@ def pooled(etcd: EtcdServer, name: str) -> str:
 def test_a_peer_failing_repools_the_member_at_once(
     pool: EtcdServer, health: dict[str, Health]
 ) -> None:
-    later(2, lambda: setattr(health[OTHER], "up", False))  # the pool falls to 1 of 2 needed
+    # after one healthy sample, the pool falls to 1 of 2 needed
+    health[OTHER].after_first_answer(lambda: setattr(health[OTHER], "up", False))
     seen = watch(pool, health, duration=60)
     assert not seen.get("failed"), seen.get("msg")
     assert seen["breached"] is True
@@ -136,7 +153,7 @@ def test_the_others_back_first_end_the_watch_without_a_repool(
 ) -> None:
     health[OUT].up = False
     health[OTHER].up = False
-    later(2, lambda: setattr(health[OTHER], "up", True))
+    health[OTHER].after_first_answer(lambda: setattr(health[OTHER], "up", True))
     seen = watch(pool, health, duration=60)
     assert seen["ended"] == "recovered", seen
     assert seen["breached"] is True
@@ -149,13 +166,15 @@ def test_a_stop_file_ends_it_and_a_repool_by_the_run_too(
     pool: EtcdServer, health: dict[str, Health], tmp_path: Path
 ) -> None:
     stop = tmp_path / "stop"
-    later(2, stop.touch)
+    health[PEER].after_first_answer(stop.touch)
     seen = watch(pool, health, duration=60, stop_file=str(stop), interval=30)
     assert seen["ended"] == "stopped", seen  # within a slice, not after the 30 s interval
     assert seen["breached"] is False
     assert seen["changed"] is False
     assert not stop.exists()  # read and removed
-    later(2, lambda: pool.put(f"{POOL}/{OUT}", json.dumps({"pooled": "yes", "weight": 10})))
+    health[PEER].after_first_answer(
+        lambda: pool.put(f"{POOL}/{OUT}", json.dumps({"pooled": "yes", "weight": 10}))
+    )
     assert watch(pool, health, duration=60)["ended"] == "pooled"
 
 
