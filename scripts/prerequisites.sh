@@ -15,13 +15,15 @@ apt_packages=(
   shellcheck       # ansible-test sanity's shell checks
   tcpdump nftables # tcp_idle_check: packet capture and kernel counters
   systemd-container debootstrap iproute2 openssh-client  # the lab: systemd-nspawn hosts
+  apt-cacher-ng    # the lab hosts' apt proxy (the lab starts its own, on the lab bridge)
   git make python3-venv ca-certificates
   wrk              # benchmarks: HTTP load
   apache2-utils    # benchmarks: ab, the runbook's 2016 single-event test
   prometheus prometheus-alertmanager  # promtool checks the metrics and alert rules
 )
 # Debian starts these when it installs them; the tests and the lab run their own.
-packaged_services=(etcd haproxy prometheus prometheus-alertmanager prometheus-node-exporter)
+packaged_services=(etcd haproxy prometheus prometheus-alertmanager prometheus-node-exporter
+  apt-cacher-ng)
 
 fail() { echo "prerequisites: $*" >&2; exit 1; }
 

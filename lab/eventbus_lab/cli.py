@@ -12,7 +12,8 @@ into ``cases.py`` (molecule under_load runs ``proof`` then ``cases``; verify rea
 
 Each host is a systemd-nspawn container booted with real systemd and sshd, in a network
 namespace of its own, joined by a veth pair to a bridge on this machine. Hosts have no
-default route and no name server: they reach the controller and each other, nothing else.
+default route and no name server: they reach the controller and each other, nothing else;
+their packages come through the controller's apt proxy on the bridge (eventbus_lab.apt_proxy).
 Needs root, systemd-nspawn and debootstrap (sudo make prerequisites installs them).
 """
 
@@ -24,7 +25,7 @@ import os
 import shutil
 import sys
 
-from eventbus_lab import image, machines, network
+from eventbus_lab import apt_proxy, image, machines, network
 from eventbus_lab._run import progress, run
 from eventbus_lab.inventory import STATE, Lab, LabError, load
 
@@ -32,7 +33,7 @@ from eventbus_lab.inventory import STATE, Lab, LabError, load
 def preflight() -> None:
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, containers): run it with sudo")
-    for tool in ("systemd-nspawn", "debootstrap", "ip", "ssh", "ssh-keygen"):
+    for tool in ("systemd-nspawn", "debootstrap", "apt-cacher-ng", "ip", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is missing: run sudo make prerequisites")
 
@@ -46,6 +47,7 @@ def up(lab: Lab) -> None:
     base = image.base_image()
     machines.nspawn_prerequisites()
     network.network_up(lab)
+    apt_proxy.start(lab, image.MIRROR)
     for host in lab.hosts:
         if image.outdated(host, base) and machines.supervisor_running(host):
             progress(f"{host.short}: the base image changed; powering off to copy it again")
@@ -79,6 +81,7 @@ def teardown(lab: Lab, purge: bool) -> None:
             machines.ask_power_off(host)
     for host in lab.hosts:
         machines.power_off(host)
+    apt_proxy.stop()  # it listens on the bridge's address, which goes with the network
     network.network_down(lab)
     if purge:
         shutil.rmtree(STATE / "hosts", ignore_errors=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import subprocess
 import tarfile
 import threading
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from eventbus_lab import apt_proxy, image
 
 from tests.harness._net import wait_until
 from tests.lab.conftest import MODEL, ansible, lab, needs_lab, playbook
@@ -78,6 +80,31 @@ def test_hosts_run_systemd_resolve_names_and_have_no_way_out(running_lab: None) 
     assert "10.77.0.20" in line
     routes = ansible("all", "ansible.builtin.command", "ip -4 route show default")
     assert all("default" not in r["line"].split("(stdout)")[-1] for r in routes.values())
+
+
+def test_hosts_are_bare_debian_and_get_packages_through_the_controllers_proxy(
+    running_lab: None,
+) -> None:
+    base = image.base_image()  # what every host is copied from
+    for command in ("usr/bin/python3", "usr/sbin/sshd", "lib/systemd/systemd"):
+        assert (base / command).exists(), command
+    for product in ("usr/bin/java", "usr/sbin/haproxy", "usr/bin/etcd", "usr/bin/prometheus"):
+        assert not (base / product).exists(), f"{product} is baked into the image"
+    # the proxy answers on the lab bridge only, never on every address of this machine
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{apt_proxy.PORT}"],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+    addresses = {line.split()[3] for line in listening.splitlines()}
+    assert addresses == {f"{MODEL.bridge_address.ip}:{apt_proxy.PORT}"}, listening
+    # a host with no way out reads the index and fetches a package through it
+    host = "kafka1002.eqiad.wmnet"
+    fetched = ansible(
+        host,
+        "ansible.builtin.shell",
+        "cd /tmp && apt-get -qq update && apt-get -qq download hello && ls hello_*.deb"
+        " && rm -f hello_*.deb",
+    )
+    assert fetched[host]["status"] == "CHANGED", fetched
+    assert "hello_" in fetched[host]["line"], fetched
 
 
 def test_reboot_is_a_real_reboot_and_up_is_idempotent(running_lab: None) -> None:
