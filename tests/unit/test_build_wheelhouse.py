@@ -3,6 +3,10 @@ manylinux tags a glibc host installs, and the targets it refuses with a clear me
 
 from __future__ import annotations
 
+import io
+import tarfile
+from pathlib import Path
+
 import pytest
 
 from tests.unit.test_pack_directory import load_builder
@@ -49,3 +53,37 @@ def test_a_target_it_cannot_build_for_is_refused(target: dict, message: str) -> 
     module = load_builder()
     with pytest.raises(module.WheelhouseError, match=message):
         module.target_options(target)
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "ERROR: No matching distribution found for ebcext==1.0\n",
+        # a requirement and a constraint pin it both: pip reports a conflict instead
+        "The conflict is caused by:\n    ebsvc 0.1 depends on ebcext==1.0\n"
+        "Additionally, some packages in these conflicts have no matching distributions "
+        "available for your environment:\n    ebcext\n",
+    ],
+)
+def test_both_ways_pip_names_a_requirement_without_a_wheel_are_read(stderr: str) -> None:
+    found = load_builder().NOT_FOUND.search(stderr)
+    assert found is not None
+    assert (found.group(1) or found.group(2)).startswith("ebcext")
+
+
+def test_a_source_without_a_build_system_needs_setuptools(tmp_path: Path) -> None:
+    module = load_builder()
+    sdist = tmp_path / "old-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        data = b"from setuptools import setup\nsetup()\n"
+        member = tarfile.TarInfo("old-1.0/setup.py")
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    assert module.build_requirements(sdist) == ["setuptools>=40.8.0", "wheel"]
+    declared = tmp_path / "new-1.0.tar.gz"
+    with tarfile.open(declared, "w:gz") as tar:
+        data = b'[build-system]\nrequires = ["maturin>=1,<2"]\n'
+        member = tarfile.TarInfo("new-1.0/pyproject.toml")
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    assert module.build_requirements(declared) == ["maturin>=1,<2"]
