@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Run `ansible-test sanity` on the collection. ansible-test wants the collection inside an
-# ansible_collections/<namespace>/<name> tree, so the tracked files are copied into one
-# under build/. Runs locally (no containers) on the controller's Python.
+# Run `ansible-test sanity` on the collection as it ships: the files of its built tarball
+# (galaxy.yml's build_ignore applied), as Galaxy and Automation Hub check it. The repository's
+# own Python (tests, the lab, benchmarks, scripts) is ruff's, not in what users install.
+# ansible-test wants the collection inside an ansible_collections/<namespace>/<name> tree,
+# made under build/. Runs locally (no containers) on the controller's Python.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$root/.venv}
@@ -11,12 +13,13 @@ dest=$root/build/ansible_collections/eventplatform/eventbus
 
 "$root/scripts/get-pip-standin.sh" "$python"
 
-rm -rf "$dest"
-mkdir -p "$dest"
-# (not the .collections link back to the checkout: the copy is the collection itself)
-(cd "$root" && git ls-files -z --cached --others --exclude-standard | grep -zv '^\.collections/' \
-  | tar --null -cf - -T -) \
-  | tar -xf - -C "$dest"
+rm -rf "$dest" "$root/build/sanity-tarball"
+mkdir -p "$dest" "$root/build/sanity-tarball"
+"$venv/bin/ansible-galaxy" collection build --force --output-path "$root/build/sanity-tarball" "$root" >/dev/null
+tar -xzf "$root"/build/sanity-tarball/eventplatform-eventbus-*.tar.gz -C "$dest"
+# the sources' metadata (galaxy.yml, which ansible-test reads the version from), not the build's
+rm -f "$dest/MANIFEST.json" "$dest/FILES.json"
+cp "$root/galaxy.yml" "$dest/"
 cd "$dest"
 git init -q . && git add -A   # ansible-test lists a collection's files through git when it can
 PATH=$venv/bin:$PATH ansible-test sanity --local --requirements --python "$pyver" --color no "$@"
