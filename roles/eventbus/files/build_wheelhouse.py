@@ -9,10 +9,10 @@ hosts' Python, architecture and glibc (``pip download --only-binary :all: --plat
 whatever the controller runs (macOS, ARM, another Python). A dependency published without
 such a wheel is built here when it is pure Python. One that compiles is built on a host of the
 target platform: the run stages its source and the wheels of its build requirements (for the
-target) in ``ARCHIVE.host-build/`` and exits 4, printing what to build as JSON; the eventbus
-role builds them there (tasks/host_build.yml) and runs this again with ``--host-built DIR``,
-whose wheels then count as the target's. Without TARGET the controller's own platform is used
-(``pip wheel``).
+target) in the directory ``ARCHIVE.host-build`` and exits 4, printing what to build as JSON;
+the eventbus role builds them there (tasks/host_build.yml) and runs this again with
+``--host-built DIR``, whose wheels then count as the target's. Without TARGET the
+controller's own platform is used (``pip wheel``).
 
 Two runs on one controller (an operator per datacenter) that need the same build take turns
 on a lock beside the archive: the second finds it made and does not build it again. Built
