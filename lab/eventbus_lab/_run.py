@@ -25,6 +25,8 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def run(
     *argv: str, check: bool = True, quiet: bool = False, **kwargs: object
 ) -> subprocess.CompletedProcess[str]:
+    if "input" not in kwargs:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)  # never the shared stdin (machines.ssh)
     result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if check and result.returncode != 0:
         raise LabError(

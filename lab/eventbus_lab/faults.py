@@ -242,7 +242,7 @@ def interrupted_run_resumed(lab: Lab) -> dict[str, Any]:
         lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad", reason="fault matrix"
     )
     say(f"ansible-playbook {' '.join(argv[5:])}, killed once {second} is depooled")
-    cut = subprocess.Popen(argv, cwd=REPO, env=playbooks.ansible_env(),
+    cut = subprocess.Popen(argv, cwd=REPO, env=playbooks.ansible_env(), stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)  # fmt: skip
     try:
@@ -345,7 +345,7 @@ def resume_after_operator_depool(lab: Lab) -> dict[str, Any]:
     argv = playbooks.playbook_argv(
         lab, "eventplatform.eventbus.rolling_restart", "-l", "eqiad", reason="fault matrix"
     )
-    cut = subprocess.Popen(argv, cwd=REPO, env=playbooks.ansible_env(),
+    cut = subprocess.Popen(argv, cwd=REPO, env=playbooks.ansible_env(), stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)  # fmt: skip
     try:

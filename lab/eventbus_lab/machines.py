@@ -96,6 +96,9 @@ def ssh(
             f"root@{host.address}",
             command,
         ],
+        # its own /dev/null: ssh makes its stdin non-blocking, and a stdin shared with the
+        # lab's other children (ansible-playbook refuses a non-blocking one) must stay as it is
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout + 5,

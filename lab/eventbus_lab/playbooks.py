@@ -54,6 +54,7 @@ def playbook(  # type: ignore[no-untyped-def]
         playbook_argv(lab, *args, reason=reason),
         cwd=REPO,
         env=ansible_env(),
+        stdin=subprocess.DEVNULL,  # never the lab's shared stdin (see machines.ssh)
         capture_output=capture,
         text=True,
         timeout=timeout,

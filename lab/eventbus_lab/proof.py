@@ -77,6 +77,7 @@ def run_playbook(
             playbooks.playbook_argv(lab(), *args),
             cwd=REPO,
             env=playbooks.ansible_env(),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

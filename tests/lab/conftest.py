@@ -30,8 +30,9 @@ needs_lab = pytest.mark.skipif(
 
 def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*LAB, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+        [*LAB, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
 
 
 def lab_env() -> dict[str, str]:
@@ -44,8 +45,9 @@ def ansible(pattern: str, module: str, args: str = "") -> dict[str, dict]:
     if args:
         argv += ["-a", args]
     proc = subprocess.run(
-        argv, capture_output=True, text=True, env=lab_env(), timeout=300, check=False, cwd=REPO_ROOT
-    )
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=lab_env(),
+        timeout=300, check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
     results = {}
     for line in proc.stdout.splitlines():
         host, _sep, rest = line.partition(" | ")
@@ -60,6 +62,7 @@ def ansible(pattern: str, module: str, args: str = "") -> dict[str, dict]:
 def playbook(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", INVENTORY, *args],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         env=lab_env(),
