@@ -71,19 +71,21 @@ def test_both_ways_pip_names_a_requirement_without_a_wheel_are_read(stderr: str)
     assert (found.group(1) or found.group(2)).startswith("ebcext")
 
 
+def sdist_with(path: Path, name: str, text: str) -> Path:
+    """A source archive holding one file, ``<stem>/<name>``."""
+    data = text.encode()
+    member = tarfile.TarInfo(f"{path.name.removesuffix('.tar.gz')}/{name}")
+    member.size = len(data)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(member, io.BytesIO(data))
+    return path
+
+
 def test_a_source_without_a_build_system_needs_setuptools(tmp_path: Path) -> None:
     module = load_builder()
-    sdist = tmp_path / "old-1.0.tar.gz"
-    with tarfile.open(sdist, "w:gz") as tar:
-        data = b"from setuptools import setup\nsetup()\n"
-        member = tarfile.TarInfo("old-1.0/setup.py")
-        member.size = len(data)
-        tar.addfile(member, io.BytesIO(data))
+    sdist = sdist_with(tmp_path / "old-1.0.tar.gz", "setup.py",
+                       "from setuptools import setup\nsetup()\n")  # fmt: skip
     assert module.build_requirements(sdist) == ["setuptools>=40.8.0", "wheel"]
-    declared = tmp_path / "new-1.0.tar.gz"
-    with tarfile.open(declared, "w:gz") as tar:
-        data = b'[build-system]\nrequires = ["maturin>=1,<2"]\n'
-        member = tarfile.TarInfo("new-1.0/pyproject.toml")
-        member.size = len(data)
-        tar.addfile(member, io.BytesIO(data))
+    declared = sdist_with(tmp_path / "new-1.0.tar.gz", "pyproject.toml",
+                          '[build-system]\nrequires = ["maturin>=1,<2"]\n')  # fmt: skip
     assert module.build_requirements(declared) == ["maturin>=1,<2"]
