@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks._wrk import progress
+from tests.harness.archives import extract_all
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
@@ -37,7 +38,7 @@ def install(target: Path = INSTALL_DIR) -> Path:
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(source) as archive:
-        archive.extractall(target.parent, filter="data")
+        extract_all(archive, target.parent)
     subprocess.run(
         ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=target,

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.harness.archives import extract_all
 from tests.harness.collection import ansible_env
 
 BIN = Path(sys.executable).parent
@@ -130,7 +131,7 @@ def test_the_wheelhouse_installs_with_no_index_and_the_extension_runs(
     wheels = tmp_path / "unpacked"
     wheels.mkdir()
     with tarfile.open(archive) as tar:
-        tar.extractall(wheels, filter="data")
+        extract_all(tar, wheels)
     venv = tmp_path / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
     subprocess.run(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.archives import extract_all
 from tests.harness.collection import REPO_ROOT
 
 BUILDER = REPO_ROOT / "roles" / "eventbus" / "files" / "build_wheelhouse.py"
@@ -75,7 +76,7 @@ def test_a_python_3_12_host_installs_the_service_from_it(wheelhouse: Path, tmp_p
         pytest.skip("no Python 3.12 on this machine to install with (the tags are checked above)")
     wheels = tmp_path / "wheels"
     with tarfile.open(wheelhouse) as tar:
-        tar.extractall(wheels, filter="data")
+        extract_all(tar, wheels)
     venv = tmp_path / "venv"
     subprocess.run([interpreter, "-m", "venv", str(venv)], check=True, timeout=120)
     install = subprocess.run(
