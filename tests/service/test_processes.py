@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from eventbus.server import Supervisor
+
 from tests.harness._net import free_port, port_open, wait_until
 from tests.harness.kafka import KafkaCluster
 from tests.service.conftest import (
@@ -159,19 +161,64 @@ def test_a_reload_during_startup_does_not_kill_the_service(
     assert code == 0
 
 
-def test_a_stop_during_startup_exits_0(
+# seconds after the start: the supervisor's imports, handlers and spawning, the workers' imports
+# and their apps' start (each about a second on a loaded machine)
+STOP_MOMENTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 1.8, 2.2, 2.6)
+
+
+def test_a_stop_at_any_moment_of_startup_exits_0(
     kafka_cluster: KafkaCluster, eventbus_topics: list[str], tmp_path: Path
 ) -> None:
-    port = free_port()
-    config = service_config(tmp_path, kafka_cluster.bootstrap_servers, port, num_processes=2)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eventbus.service", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    """SIGTERM while the supervisor imports, installs its handlers, spawns its workers, while
+    they import and while their apps start: every service exits 0, and soon. The services
+    start side by side, so each stop also lands on a loaded machine (CI41: a stop between the
+    supervisor's handler and its spawning left a worker running until it was killed, -9; a
+    stop during an import was swallowed and the supervisor ran on)."""
+    started: list[tuple[float, subprocess.Popen[bytes], Path]] = []
+    for index, moment in enumerate(STOP_MOMENTS):
+        port = free_port()
+        config = service_config(
+            tmp_path / str(index), kafka_cluster.bootstrap_servers, port, num_processes=2
+        )
+        log = tmp_path / f"{index}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "eventbus.service", "--config", str(config)],
+                stdout=out,
+                stderr=out,
+            )
+        started.append((time.monotonic() + moment, process, log))
+    for when, process, _log in sorted(started, key=lambda item: item[0]):
+        time.sleep(max(0.0, when - time.monotonic()))
+        process.terminate()
+    for moment, (_when, process, log) in zip(STOP_MOMENTS, started, strict=True):
+        try:
+            code = process.wait(30)  # shutdown_timeout 10 + the kill margin 10, and more
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+            message = f"stopped at {moment}s: still running\n{log.read_text()}"
+            raise AssertionError(message) from None
+        assert code == 0, f"stopped at {moment}s: exit {code}\n{log.read_text()}"
+
+
+def test_a_stop_raised_inside_an_import_callback_still_exits() -> None:
+    """The early SIGTERM handler's exit cannot be swallowed: raised inside a weakref callback
+    (where imports run theirs), a SystemExit is only reported ("Exception ignored")."""
+    script = (
+        "import signal, weakref\n"
+        "from eventbus.service import _stop_before_start\n"
+        "signal.signal(signal.SIGTERM, _stop_before_start)\n"
+        "class Lock: pass\n"
+        "lock = Lock()\n"
+        "ref = weakref.ref(lock, lambda _ref: signal.raise_signal(signal.SIGTERM))\n"
+        "del lock\n"
+        "print('went on')\n"
     )
-    time.sleep(1.0)  # the supervisor has started its workers; they are still importing
-    process.terminate()
-    assert process.wait(30) == 0
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
 
 
 def test_a_body_that_arrives_after_sigterm_is_still_served(
@@ -206,3 +253,10 @@ def test_a_body_that_arrives_after_sigterm_is_still_served(
     assert took < 4  # answered as soon as Kafka acknowledged, not after body_timeout
     assert service.process.wait(30) == 0
     assert event["meta"]["id"] in consume_ids(kafka_cluster, "eqiad.test.event", 5000)
+
+
+def test_a_supervisor_stopped_before_it_spawns_starts_no_worker(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "config.yaml", workers=2, shutdown_timeout=10)
+    supervisor.stop(signal.SIGTERM, None)
+    supervisor.spawn()
+    assert supervisor.children == {}

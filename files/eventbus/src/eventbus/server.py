@@ -222,6 +222,8 @@ class Supervisor:
         self.failures = 0
 
     def spawn(self) -> None:
+        if self.stopping:  # a stop that came while the workers were being started
+            return
         argv = [sys.executable, "-m", "eventbus.service", "--config", str(self.path), "--worker"]
         # The worker starts with SIGHUP ignored (kept across exec) until its reload handler
         # is installed, so a reload forwarded while it is still starting cannot kill it.
@@ -242,6 +244,9 @@ class Supervisor:
         self.forward(signal.SIGTERM)
 
     def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)  # before anything a stop has to undo
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, lambda s, f: self.forward(signal.SIGHUP))
         metrics_dir = tempfile.mkdtemp(prefix="eventbus-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers
         try:
@@ -250,9 +255,6 @@ class Supervisor:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _run(self) -> int:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
-        signal.signal(signal.SIGHUP, lambda s, f: self.forward(signal.SIGHUP))
         for _worker in range(self.workers):
             self.spawn()
         notify_ready()
@@ -261,6 +263,9 @@ class Supervisor:
         while self.children:
             if self.stopping and deadline is None:
                 deadline = time.monotonic() + self.shutdown_timeout + KILL_MARGIN
+                # again: a worker whose start the stop interrupted (its Popen returned, not
+                # yet in self.children) missed the handler's forward
+                self.forward(signal.SIGTERM)
             for pid, child in list(self.children.items()):
                 code = child.poll()
                 if code is None:

@@ -8,14 +8,20 @@ that reaches the supervisor (or a lone worker: systemd's main process) that earl
 with exit 0 (nothing was started that a stop would have to finish), not killed by the signal
 (-15), which systemd counts as a failure. A worker of a supervisor keeps the default: killed
 at once, which its supervisor counts as a clean stop.
+
+The early handler exits with ``os._exit``: a SystemExit raised from a signal handler lands
+wherever the main thread is, and inside an import's weakref callback Python reports it as
+"Exception ignored" and goes on; the supervisor then ran on without its stop.
 """
 
+import os
 import signal
 import sys
 
 
 def _stop_before_start(signum: int, frame: object) -> None:
-    sys.exit(0)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main() -> None:
