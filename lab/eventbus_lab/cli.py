@@ -77,8 +77,11 @@ def teardown(lab: Lab, purge: bool) -> None:
     preflight()
     for host in lab.hosts:  # every host shuts down at once, then each is waited for
         if machines.supervisor_running(host):
-            progress(f"{host.short}: powering off")
-            machines.ask_power_off(host)
+            progress(f"{host.short}: powering off" + (" now" if purge else ""))
+            if purge:  # its disk goes next: nothing to stop cleanly
+                machines.halt_now(host)
+            else:
+                machines.ask_power_off(host)
     for host in lab.hosts:
         machines.power_off(host)
     apt_proxy.stop()  # it listens on the bridge's address, which goes with the network

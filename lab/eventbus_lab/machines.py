@@ -4,6 +4,7 @@ each under a supervisor loop that starts it again when it exits with code 133, s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -132,6 +133,21 @@ def ask_power_off(host: Host) -> None:
     pid = supervisor_running(host)
     if pid is not None:
         run("pkill", "-TERM", "-P", str(pid), "-x", "systemd-nspawn", check=False, quiet=True)
+
+
+def halt_now(host: Host) -> None:
+    """Power the host off at once, its services not stopped (systemd's SIGRTMIN+14 to the
+    container's init, the nspawn's child): for a lab whose disks go next (``down --purge``),
+    where a clean stop of Kafka and the service only costs time. :func:`power_off` waits."""
+    pid = supervisor_running(host)
+    if pid is None:
+        return
+    nspawn = run("pgrep", "-P", str(pid), "-x", "systemd-nspawn", check=False, quiet=True)
+    for nspawn_pid in nspawn.stdout.split():
+        init = run("pgrep", "-P", nspawn_pid, check=False, quiet=True)
+        for init_pid in init.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(init_pid), signal.SIGRTMIN + 14)
 
 
 def power_off(host: Host, timeout: float = 60) -> None:
