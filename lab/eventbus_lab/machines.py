@@ -4,7 +4,6 @@ each under a supervisor loop that starts it again when it exits with code 133, s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -146,10 +145,7 @@ def halt_now(host: Host) -> None:
         return
     nspawn = run("pgrep", "-P", str(pid), "-x", "systemd-nspawn", check=False, quiet=True)
     for nspawn_pid in nspawn.stdout.split():
-        init = run("pgrep", "-P", nspawn_pid, check=False, quiet=True)
-        for init_pid in init.stdout.split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(init_pid), signal.SIGKILL)
+        run("pkill", "-KILL", "-P", nspawn_pid, check=False, quiet=True)
 
 
 def power_off(host: Host, timeout: float = 60) -> None:

@@ -283,8 +283,7 @@ class Supervisor:
                 delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** min(self.failures, 5))
                 log.error("worker %d exited with %s; restarting in %.1fs", pid, code, delay)
                 time.sleep(delay)
-                if not self.stopping:
-                    self.spawn()
+                self.spawn()  # none once a stop came meanwhile
             time.sleep(0.1)
         return status
 
